@@ -1,0 +1,49 @@
+"""Chain specs as networks: the layers in order, then a linear classifier."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from optuna_nas.models._registry import register_builder
+from optuna_nas.spaces import ChainSpec
+
+
+def _pooled_size(size: int) -> int:
+    return math.ceil((size - min(2, size)) / 2) + 1
+
+
+@register_builder(ChainSpec)
+def build_chain(spec: ChainSpec, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    channels, size_h, size_w = input_shape
+    layers: list[nn.Module] = []
+    features = None  # set once the representation is flattened
+    for layer in spec.layers:
+        if layer.type == "conv":
+            pad = layer.kernel // 2
+            layers += [
+                nn.Conv2d(channels, layer.filters, layer.kernel, layer.stride, pad, bias=False),
+                nn.BatchNorm2d(layer.filters),
+                nn.ReLU(inplace=True),
+            ]
+            size_h = (size_h + 2 * pad - layer.kernel) // layer.stride + 1
+            size_w = (size_w + 2 * pad - layer.kernel) // layer.stride + 1
+            channels = layer.filters
+        elif layer.type in ("max_pool", "avg_pool"):
+            # A 2x2 window, narrowed on a side that is already down to one pixel.
+            kernel = (min(2, size_h), min(2, size_w))
+            pool_type = nn.MaxPool2d if layer.type == "max_pool" else nn.AvgPool2d
+            layers.append(pool_type(kernel, stride=2, ceil_mode=True))
+            size_h, size_w = _pooled_size(size_h), _pooled_size(size_w)
+        else:
+            if features is None:
+                layers.append(nn.Flatten())
+                features = channels * size_h * size_w
+            layers += [nn.Linear(features, layer.units), nn.ReLU(inplace=True)]
+            features = layer.units
+    if features is None:
+        layers.append(nn.Flatten())
+        features = channels * size_h * size_w
+    layers.append(nn.Linear(features, num_classes))
+    return nn.Sequential(*layers)

@@ -1,0 +1,142 @@
+"""What every search space and architecture spec shares."""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+
+
+class ArchitectureSpec(abc.ABC):
+    """A pure, JSON-serialisable description of one architecture.
+
+    Specs hold data only: building a network from a spec is the job of
+    :mod:`optuna_nas.models`.
+    """
+
+    space: str = ""
+
+    @abc.abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """Return the spec as JSON-safe data, tagged with its space's name."""
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """Return the form that equivalent architectures share (used for the hash)."""
+        return self.to_dict()
+
+    @property
+    def spec_hash(self) -> str:
+        """A short, stable hash of the canonical form: equal for equivalent architectures."""
+        text = json.dumps(self.canonical_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        """Return the spec as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+class Decider(abc.ABC):
+    """Takes the decisions a space asks for: from a live trial, or from recorded params."""
+
+    @abc.abstractmethod
+    def categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        """Return one of ``choices`` for the decision ``name``."""
+
+    @abc.abstractmethod
+    def integer(self, name: str, low: int, high: int) -> int:
+        """Return an integer in ``[low, high]`` for the decision ``name``."""
+
+
+class TrialDecider(Decider):
+    """Asks an Optuna trial, so each decision reaches the study's sampler."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self._trial = trial
+
+    def categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._trial.suggest_categorical(name, list(choices))
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        return self._trial.suggest_int(name, low, high)
+
+
+class ParamsDecider(Decider):
+    """Replays recorded params, checking each one is a legal decision."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self._params = params
+
+    def _lookup(self, name: str) -> Any:
+        if name not in self._params:
+            raise ValueError(f"params: the decision {name!r} is missing from {dict(self._params)!r}.")
+        return self._params[name]
+
+    def categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        value = self._lookup(name)
+        if value not in list(choices):
+            raise ValueError(
+                f"params[{name!r}]: {value!r} is not a legal choice here; legal: {list(choices)!r}."
+            )
+        return value
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        value = self._lookup(name)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"params[{name!r}]: {value!r} is not an integer in [{low}, {high}].")
+        return value
+
+
+class Space(abc.ABC):
+    """A search space: turns an architecture into define-by-run ``trial.suggest_*`` calls.
+
+    Subclasses implement :meth:`decide`, which asks a :class:`Decider` for every decision in a fixed
+    order with stable names. The same code therefore serves a live trial (:meth:`suggest`) and a
+    record of one (:meth:`spec_from_params`).
+    """
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def decide(self, decider: Decider) -> ArchitectureSpec:
+        """Take every decision through ``decider`` and return the resulting spec."""
+
+    def suggest(self, trial: optuna.Trial) -> ArchitectureSpec:
+        """Ask ``trial`` for an architecture and return its spec."""
+        return self.decide(TrialDecider(trial))
+
+    def spec_from_params(self, params: Mapping[str, Any]) -> ArchitectureSpec:
+        """Rebuild the spec a trial with these ``params`` was given.
+
+        Raises:
+            ValueError: A decision is missing or is not legal where it stands.
+        """
+        return self.decide(ParamsDecider(params))
+
+    @abc.abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """Return the space's settings as JSON-safe data."""
+
+
+def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int ``>= minimum``, else raise a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def check_int_choices(name: str, values: Any, *, minimum: int = 1) -> tuple[int, ...]:
+    """Return ``values`` as a tuple of distinct ints ``>= minimum``, else raise naming ``name``."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}.")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name} must hold integers >= {minimum}, got {values!r}.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} must not repeat a value, got {values!r}.")
+    return tuple(values)

@@ -1,0 +1,235 @@
+"""Layer-by-layer CNNs, as searched by MetaQNN (Baker et al., 2017) and Zoph & Le (2017)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from optuna_nas.spaces._base import ArchitectureSpec
+from optuna_nas.spaces._base import check_int_choices
+from optuna_nas.spaces._base import check_positive_int
+from optuna_nas.spaces._base import Decider
+from optuna_nas.spaces._base import Space
+
+CONV = "conv"
+MAX_POOL = "max_pool"
+AVG_POOL = "avg_pool"
+FC = "fc"
+STOP = "stop"
+LAYER_TYPES = (CONV, MAX_POOL, AVG_POOL, FC)
+POOL_TYPES = (MAX_POOL, AVG_POOL)
+
+
+def representation_bucket(size: int) -> str:
+    """MetaQNN's representation-size bucket: ``large`` (>= 8), ``medium`` (4..7), ``small`` (< 4)."""
+    if size >= 8:
+        return "large"
+    if size >= 4:
+        return "medium"
+    return "small"
+
+
+def output_size(layer: ChainLayer, size: int) -> int:
+    """Spatial size after ``layer`` ('same' padding; pools halve, rounding up)."""
+    if layer.type == CONV:
+        return math.ceil(size / layer.stride)
+    if layer.type in POOL_TYPES:
+        return math.ceil(size / 2)
+    return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainLayer:
+    """One layer of a chain: a conv, a 2x2 stride-2 pool, or a fully connected layer."""
+
+    type: str
+    kernel: int | None = None
+    filters: int | None = None
+    stride: int | None = None
+    units: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in LAYER_TYPES:
+            raise ValueError(f"layer type must be one of {list(LAYER_TYPES)}, got {self.type!r}.")
+        needs = {CONV: ("kernel", "filters", "stride"), FC: ("units",)}.get(self.type, ())
+        for field in ("kernel", "filters", "stride", "units"):
+            value = getattr(self, field)
+            if field in needs:
+                check_positive_int(f"{self.type} layer {field}", value)
+            elif value is not None:
+                raise ValueError(f"a {self.type} layer takes no {field}, got {field}={value!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainSpec(ArchitectureSpec):
+    """A chain of layers followed by a linear classifier.
+
+    Fully connected layers, if any, come last: once one appears, only more of them may follow.
+    """
+
+    layers: tuple[ChainLayer, ...]
+    space = "chain"
+
+    def __post_init__(self) -> None:
+        if len(self.layers) == 0:
+            raise ValueError("layers must hold at least one layer, got ().")
+        seen_fc = False
+        for index, layer in enumerate(self.layers):
+            if not isinstance(layer, ChainLayer):
+                raise ValueError(f"layers[{index}] must be a ChainLayer, got {layer!r}.")
+            if seen_fc and layer.type != FC:
+                raise ValueError(f"layers[{index}] is a {layer.type} after a fully connected layer.")
+            seen_fc = seen_fc or layer.type == FC
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"space": self.space, "layers": [layer.to_dict() for layer in self.layers]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChainSpec:
+        return cls(layers=tuple(ChainLayer(**layer) for layer in data["layers"]))
+
+
+class ChainSpace(Space):
+    """Layer-by-layer CNNs with MetaQNN's legality rules.
+
+    Each layer ``i`` asks ``layer_i/type`` (``conv``, ``max_pool``, ``avg_pool``, ``fc`` or ``stop``);
+    a conv then asks ``layer_i/kernel``, ``layer_i/filters`` and ``layer_i/stride``, a fully
+    connected layer ``layer_i/units``. Illegal choices are never offered, and the choices offered
+    depend only on earlier decisions. Optuna gives each parameter name one distribution per study,
+    so where the rules narrow a decision its name says how: ``layer_3/type/no_pool`` offers no pool,
+    ``layer_5/kernel/upto_3`` only kernels up to 3. A decision with a single legal choice is not
+    asked. The rules:
+
+    * a pool never follows a pool, and needs a representation of at least ``min_pool_size``;
+    * a conv kernel never exceeds the current representation size;
+    * fully connected layers only come last (after one, only ``fc`` or ``stop``), at most
+      ``max_fc_layers`` of them, and only once the representation is at most ``max_fc_input_size``;
+    * ``stop`` is offered from the second layer on; after ``max_layers`` layers the chain ends.
+
+    Args:
+        max_layers: Most layers in a chain (convs, pools and fully connected layers).
+        input_size: Spatial size of the input images, which the legality rules follow.
+        kernel_sizes: Conv kernel sizes to choose from.
+        filters: Conv filter counts to choose from.
+        strides: Conv strides to choose from.
+        fc_units: Widths of fully connected layers to choose from.
+        max_fc_layers: Most fully connected layers in a chain (0 disables them).
+        max_fc_input_size: Largest representation size a fully connected layer may follow.
+        min_pool_size: Smallest representation size a pool may be applied to.
+
+    Raises:
+        ValueError: An argument is out of range; the message names it and shows the value.
+
+    Example:
+        >>> space = ChainSpace(max_layers=4, filters=(8, 16))
+        >>> spec = space.spec_from_params({"layer_0/type": "stop"})  # doctest: +SKIP
+    """
+
+    name = "chain"
+
+    def __init__(
+        self,
+        *,
+        max_layers: int = 6,
+        input_size: int = 28,
+        kernel_sizes: Sequence[int] = (1, 3, 5, 7),
+        filters: Sequence[int] = (16, 32, 64, 128),
+        strides: Sequence[int] = (1, 2),
+        fc_units: Sequence[int] = (128, 256, 512),
+        max_fc_layers: int = 2,
+        max_fc_input_size: int = 8,
+        min_pool_size: int = 4,
+    ) -> None:
+        self.max_layers = check_positive_int("max_layers", max_layers)
+        self.input_size = check_positive_int("input_size", input_size)
+        self.kernel_sizes = tuple(sorted(check_int_choices("kernel_sizes", kernel_sizes)))
+        self.filters = check_int_choices("filters", filters)
+        self.strides = tuple(sorted(check_int_choices("strides", strides)))
+        self.fc_units = check_int_choices("fc_units", fc_units)
+        self.max_fc_layers = check_positive_int("max_fc_layers", max_fc_layers, minimum=0)
+        self.max_fc_input_size = check_positive_int("max_fc_input_size", max_fc_input_size)
+        self.min_pool_size = check_positive_int("min_pool_size", min_pool_size, minimum=2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "space": self.name,
+            "max_layers": self.max_layers,
+            "input_size": self.input_size,
+            "kernel_sizes": list(self.kernel_sizes),
+            "filters": list(self.filters),
+            "strides": list(self.strides),
+            "fc_units": list(self.fc_units),
+            "max_fc_layers": self.max_fc_layers,
+            "max_fc_input_size": self.max_fc_input_size,
+            "min_pool_size": self.min_pool_size,
+        }
+
+    def legal_types(self, *, depth: int, size: int, previous: ChainLayer | None, n_fc: int) -> list[str]:
+        """The layer types (and ``stop``) offered at ``depth`` in the given state."""
+        can_stop = depth > 0
+        can_fc = n_fc < self.max_fc_layers and size <= self.max_fc_input_size
+        if previous is not None and previous.type == FC:
+            return [FC, STOP] if can_fc else [STOP]
+        types = [CONV]
+        if size >= self.min_pool_size and (previous is None or previous.type not in POOL_TYPES):
+            types += [MAX_POOL, AVG_POOL]
+        if can_fc:
+            types.append(FC)
+        if can_stop:
+            types.append(STOP)
+        return types
+
+    def decide(self, decider: Decider) -> ChainSpec:
+        layers: list[ChainLayer] = []
+        size = self.input_size
+        for depth in range(self.max_layers):
+            previous = layers[-1] if layers else None
+            n_fc = sum(layer.type == FC for layer in layers)
+            types = self.legal_types(depth=depth, size=size, previous=previous, n_fc=n_fc)
+            full_types = [CONV, MAX_POOL, AVG_POOL, FC] + ([STOP] if depth > 0 else [])
+            prefix = f"layer_{depth}"
+            kind = _choose(decider, f"{prefix}/type", types, _missing_tag(full_types, types))
+            if kind == STOP:
+                break
+            if kind == CONV:
+                kernels = [k for k in self.kernel_sizes if k <= size] or [self.kernel_sizes[0]]
+                strides = [s for s in self.strides if s <= size] or [self.strides[0]]
+                layer = ChainLayer(
+                    CONV,
+                    kernel=_choose(decider, f"{prefix}/kernel", kernels, _upto_tag(self.kernel_sizes, kernels)),
+                    filters=_choose(decider, f"{prefix}/filters", self.filters, ""),
+                    stride=_choose(decider, f"{prefix}/stride", strides, _upto_tag(self.strides, strides)),
+                )
+            elif kind == FC:
+                layer = ChainLayer(FC, units=_choose(decider, f"{prefix}/units", self.fc_units, ""))
+            else:
+                layer = ChainLayer(kind)
+            layers.append(layer)
+            size = output_size(layer, size)
+        return ChainSpec(layers=tuple(layers))
+
+
+def _choose(decider: Decider, name: str, legal: Sequence[Any], tag: str) -> Any:
+    """Ask for one of ``legal`` under ``name``, suffixed by ``tag`` when the rules narrowed it."""
+    if len(legal) == 1:
+        return legal[0]
+    return decider.categorical(f"{name}/{tag}" if tag else name, legal)
+
+
+def _missing_tag(full: Sequence[str], legal: Sequence[str]) -> str:
+    missing = [kind for kind in full if kind not in legal]
+    groups = []
+    for kind in missing:
+        group = "pool" if kind in POOL_TYPES else kind
+        if group not in groups:
+            groups.append(group)
+    return "no_" + "_".join(groups) if groups else ""
+
+
+def _upto_tag(full: Sequence[int], legal: Sequence[int]) -> str:
+    return "" if len(legal) == len(full) else f"upto_{max(legal)}"

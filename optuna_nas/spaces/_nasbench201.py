@@ -1,0 +1,91 @@
+"""The NAS-Bench-201 cell (Dong & Yang, ICLR 2020): six edges, five ops each."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from optuna_nas.spaces._base import ArchitectureSpec
+from optuna_nas.spaces._base import Decider
+from optuna_nas.spaces._base import Space
+
+#: The five NAS-Bench-201 ops, in the benchmark's order.
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+#: The six edges as (to_node, from_node), in the order of the benchmark's arch strings.
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+
+def edge_param_name(to_node: int, from_node: int) -> str:
+    """The decision name of an edge, e.g. ``edge_0_to_1``."""
+    return f"edge_{from_node}_to_{to_node}"
+
+
+@dataclasses.dataclass(frozen=True)
+class NASBench201Spec(ArchitectureSpec):
+    """A NAS-Bench-201 cell: one op per edge, in :data:`NB201_EDGES` order.
+
+    The network around it is the benchmark's fixed skeleton: a 3x3 stem conv with 16 channels, three
+    stages of 5 cells with 16, 32 and 64 channels, residual reduction blocks between stages, global
+    average pooling and a linear classifier.
+    """
+
+    ops: tuple[str, ...]
+    space = "nb201"
+
+    def __post_init__(self) -> None:
+        if len(self.ops) != len(NB201_EDGES):
+            raise ValueError(f"ops must hold {len(NB201_EDGES)} op names, got {self.ops!r}.")
+        for op in self.ops:
+            if op not in NB201_OPS:
+                raise ValueError(f"ops: unknown op {op!r}; known ops: {list(NB201_OPS)}.")
+
+    @property
+    def arch_str(self) -> str:
+        """The benchmark's string form, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
+        nodes: list[list[str]] = [[], [], []]
+        for (to_node, from_node), op in zip(NB201_EDGES, self.ops):
+            nodes[to_node - 1].append(f"{op}~{from_node}")
+        return "+".join("|" + "|".join(node) + "|" for node in nodes)
+
+    @classmethod
+    def from_arch_str(cls, arch: str) -> NASBench201Spec:
+        """Parse the benchmark's string form.
+
+        Raises:
+            ValueError: ``arch`` is not a NAS-Bench-201 cell string.
+        """
+        ops: dict[tuple[int, int], str] = {}
+        try:
+            for to_node, node in enumerate(arch.split("+"), start=1):
+                for item in node.strip("|").split("|"):
+                    op, from_node = item.split("~")
+                    ops[(to_node, int(from_node))] = op
+            return cls(ops=tuple(ops[edge] for edge in NB201_EDGES))
+        except (KeyError, ValueError, AttributeError) as error:
+            raise ValueError(f"arch: {arch!r} is not a NAS-Bench-201 cell string ({error}).") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"space": self.space, "ops": list(self.ops), "arch": self.arch_str}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NASBench201Spec:
+        return cls(ops=tuple(data["ops"]))
+
+
+class NASBench201Space(Space):
+    """The NAS-Bench-201 search space: 5 ** 6 = 15,625 cells.
+
+    Decisions, in the benchmark's edge order: ``edge_0_to_1``, ``edge_0_to_2``, ``edge_1_to_2``,
+    ``edge_0_to_3``, ``edge_1_to_3``, ``edge_2_to_3``, each one of :data:`NB201_OPS`.
+    """
+
+    name = "nb201"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"space": self.name}
+
+    def decide(self, decider: Decider) -> NASBench201Spec:
+        return NASBench201Spec(
+            ops=tuple(decider.categorical(edge_param_name(*edge), NB201_OPS) for edge in NB201_EDGES)
+        )
