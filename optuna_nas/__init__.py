@@ -1,0 +1,13 @@
+"""Neural architecture search as Optuna samplers, spaces and objectives.
+
+Subpackages: :mod:`~optuna_nas.spaces` (architectures as define-by-run decisions),
+:mod:`~optuna_nas.models` (spec to network), :mod:`~optuna_nas.data` (offline-first datasets),
+:mod:`~optuna_nas.metrics` (params, FLOPs, latency), :mod:`~optuna_nas.objectives` (train and
+measure; NAS-Bench-201), :mod:`~optuna_nas.samplers` (the NAS controllers). Importing this package
+does not import torch; the subpackages that need it import it when they are first used.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

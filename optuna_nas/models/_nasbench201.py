@@ -40,8 +40,9 @@ class ResidualReduction(nn.Module):
         super().__init__()
         self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
         self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        # ceil_mode keeps odd sizes in step with the stride-2 conv; even sizes are as in the benchmark.
         self.downsample = nn.Sequential(
-            nn.AvgPool2d(kernel_size=2, stride=2, padding=0), nn.Conv2d(c_in, c_out, 1, bias=False)
+            nn.AvgPool2d(kernel_size=2, stride=2, padding=0, ceil_mode=True), nn.Conv2d(c_in, c_out, 1, bias=False)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,259 @@
+"""Train-and-measure objective: accuracy, params and FLOPs of the architecture a trial asks for."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from optuna_nas.objectives._validation import non_negative_float
+from optuna_nas.objectives._validation import one_of
+from optuna_nas.objectives._validation import positive_float
+from optuna_nas.objectives._validation import positive_int
+from optuna_nas.spaces import Space
+
+if TYPE_CHECKING:
+    import torch
+
+    from optuna_nas.data import ImageDataset
+
+#: Values the objective can return, and the direction each is optimised in.
+METRIC_DIRECTIONS = {
+    "accuracy": "maximize",
+    "params": "minimize",
+    "flops": "minimize",
+    "macs": "minimize",
+    "latency": "minimize",
+}
+OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
+_DEFAULT_OBJECTIVES = ("accuracy", "params", "flops")
+
+
+class EarlyStop(optuna.TrialPruned):
+    """MetaQNN's "penalize" stop: validation accuracy fell below the threshold for its epoch."""
+
+
+class ImageClassification:
+    """Build the trial's architecture, train it, and return its accuracy and cost.
+
+    Each call asks ``space`` for an architecture through the trial (so the study's sampler takes the
+    decisions), builds it, counts its parameters and FLOPs (``2 x`` thop's MACs), trains it with
+    the given settings and returns the metrics named in ``objectives`` in that order: validation
+    accuracy by default, then parameters and FLOPs. Pass ``objective.directions`` to
+    ``optuna.create_study``.
+
+    Recorded in ``trial.user_attrs``: ``spec`` (the architecture as JSON-safe data), ``spec_hash``,
+    ``params``, ``macs``, ``flops``, ``val_accuracy_curve``, ``train_loss_curve``,
+    ``test_accuracy``, ``train_seconds``, ``device``, and ``latency_ms`` when measured. A
+    trial stopped early records ``pruned_reason``; a failed one ``fail_reason``.
+
+    In a single-objective study the validation accuracy is reported after every epoch, so Optuna's
+    pruners work. ``early_stop_thresholds`` is MetaQNN's "penalize" setting, for any study: after
+    epoch ``e``, a validation accuracy below ``thresholds[e]`` stops training and prunes the trial.
+
+    Bad runs end only their own trial: a NaN or infinite loss prunes it, a CUDA out-of-memory error
+    fails it (values NaN) after freeing the memory, and the study goes on.
+
+    Args:
+        space: The search space to ask for an architecture.
+        dataset: An :class:`~optuna_nas.data.ImageDataset`, or a name for :func:`optuna_nas.data.load`.
+        epochs: Training epochs per trial.
+        batch_size: Minibatch size.
+        learning_rate: Optimizer learning rate.
+        optimizer: ``adam`` (default), ``adamw`` or ``sgd`` (Nesterov momentum 0.9).
+        weight_decay: Weight decay.
+        objectives: Metrics to return, in order, from ``accuracy``, ``params``, ``flops``, ``macs``
+            and ``latency`` (median single-sample forward time in ms on the device).
+        early_stop_thresholds: ``{epoch: minimum validation accuracy}``, epochs counted from 1.
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        seed: Base seed; a trial's weights and batch order come from ``(seed, trial.number)``.
+
+    Raises:
+        ValueError: An argument is out of range; the message names it and shows the value.
+
+    Example:
+        >>> from optuna_nas import spaces, objectives
+        >>> objective = objectives.ImageClassification(spaces.ChainSpace(max_layers=3), "digits")
+        >>> study = optuna.create_study(directions=objective.directions)  # doctest: +SKIP
+        >>> study.optimize(objective, n_trials=3)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        dataset: ImageDataset | str = "mnist5k",
+        *,
+        epochs: int = 3,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        objectives: Sequence[str] = _DEFAULT_OBJECTIVES,
+        early_stop_thresholds: Mapping[int, float] | None = None,
+        device: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        from optuna_nas.objectives._training import resolve_device
+        from optuna_nas.objectives._training import TrainingSettings
+
+        if not isinstance(space, Space):
+            raise ValueError(f"space must be an optuna_nas.spaces.Space, got {space!r}.")
+        self.settings = TrainingSettings(
+            epochs=positive_int("epochs", epochs),
+            batch_size=positive_int("batch_size", batch_size),
+            learning_rate=positive_float("learning_rate", learning_rate),
+            optimizer=one_of("optimizer", optimizer, OPTIMIZER_NAMES),
+            weight_decay=non_negative_float("weight_decay", weight_decay),
+        )
+        if isinstance(objectives, str) or not isinstance(objectives, Sequence) or not objectives:
+            raise ValueError(f"objectives must be a non-empty sequence of metric names, got {objectives!r}.")
+        for metric in objectives:
+            one_of("objectives", metric, tuple(METRIC_DIRECTIONS))
+        if len(set(objectives)) != len(objectives):
+            raise ValueError(f"objectives must not repeat a metric, got {list(objectives)!r}.")
+        self.objectives = tuple(objectives)
+        self.early_stop_thresholds = _check_thresholds(early_stop_thresholds, self.settings.epochs)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, got {seed!r}.")
+        self.seed = seed
+        self.device = resolve_device(device)
+        self.space = space
+        if isinstance(dataset, str):
+            from optuna_nas.data import available_datasets
+            from optuna_nas.data import load
+
+            one_of("dataset", dataset, available_datasets())
+            dataset = load(dataset)
+        self.dataset = dataset
+        self._resident: dict[str, torch.Tensor] | None = None
+        self._resident_lock = threading.Lock()
+
+    @property
+    def directions(self) -> list[str]:
+        """Study directions matching the returned values."""
+        return [METRIC_DIRECTIONS[metric] for metric in self.objectives]
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of the returned values, for ``study.set_metric_names``."""
+        return list(self.objectives)
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """The dataset's splits, moved to the device once and shared by every trial."""
+        from optuna_nas.objectives._training import prepare_images
+
+        with self._resident_lock:
+            if self._resident is None:
+                data = self.dataset
+                self._resident = {
+                    "train_x": prepare_images(data.train_x, self.device),
+                    "train_y": data.train_y.to(self.device),
+                    "val_x": prepare_images(data.val_x, self.device),
+                    "val_y": data.val_y.to(self.device),
+                    "test_x": prepare_images(data.test_x, self.device),
+                    "test_y": data.test_y.to(self.device),
+                }
+            return self._resident
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        import torch
+
+        from optuna_nas.metrics import count_cost
+        from optuna_nas.metrics import measure_latency
+        from optuna_nas.models import build_model
+        from optuna_nas.objectives._training import NonFiniteLossError
+        from optuna_nas.objectives._training import evaluate
+        from optuna_nas.objectives._training import prepare_model
+        from optuna_nas.objectives._training import train
+
+        spec = self.space.suggest(trial)
+        trial.set_user_attr("spec", spec.to_dict())
+        trial.set_user_attr("spec_hash", spec.spec_hash)
+        trial.set_user_attr("device", str(self.device))
+        trial_seed = _trial_seed(self.seed, trial.number)
+        input_shape = self.dataset.input_shape
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(trial_seed)
+            model = build_model(spec, input_shape=input_shape, num_classes=self.dataset.num_classes)
+        cost = count_cost(model, input_shape=input_shape)
+        measured: dict[str, float] = {"params": cost.params, "macs": cost.macs, "flops": cost.flops}
+        for key, value in measured.items():
+            trial.set_user_attr(key, value)
+
+        single_objective = len(trial.study.directions) == 1
+        curve: list[float] = []
+        losses: list[float] = []
+
+        def after_epoch(epoch: int, loss: float, accuracy: float) -> None:
+            curve.append(accuracy)
+            losses.append(loss)
+            trial.set_user_attr("val_accuracy_curve", curve)
+            trial.set_user_attr("train_loss_curve", losses)
+            threshold = self.early_stop_thresholds.get(epoch)
+            if threshold is not None and accuracy < threshold:
+                reason = f"validation accuracy {accuracy:.4f} < {threshold} after epoch {epoch}"
+                trial.set_user_attr("pruned_reason", reason)
+                raise EarlyStop(reason)
+            if single_objective:
+                trial.report(accuracy, epoch)
+                if trial.should_prune():
+                    trial.set_user_attr("pruned_reason", f"pruner stopped it after epoch {epoch}")
+                    raise optuna.TrialPruned()
+
+        data = self._tensors()
+        start = time.perf_counter()
+        try:
+            model = prepare_model(model, self.device)
+            train(
+                model, data["train_x"], data["train_y"], data["val_x"], data["val_y"],
+                self.settings, seed=trial_seed, after_epoch=after_epoch,
+            )
+            trial.set_user_attr("train_seconds", time.perf_counter() - start)
+            trial.set_user_attr("test_accuracy", evaluate(model, data["test_x"], data["test_y"]))
+            if "latency" in self.objectives:
+                measured["latency"] = measure_latency(model, input_shape=input_shape, device=str(self.device))
+                trial.set_user_attr("latency_ms", measured["latency"])
+        except NonFiniteLossError as error:
+            trial.set_user_attr("pruned_reason", str(error))
+            raise optuna.TrialPruned(str(error)) from None
+        except torch.cuda.OutOfMemoryError as error:
+            trial.set_user_attr("fail_reason", f"CUDA out of memory: {error}".splitlines()[0][:500])
+            out_of_memory = True
+        else:
+            out_of_memory = False
+        if out_of_memory:
+            # Outside the except block, so the traceback no longer holds the tensors.
+            del model
+            torch.cuda.empty_cache()
+            return _result([math.nan] * len(self.objectives))
+        measured["accuracy"] = curve[-1]
+        return _result([float(measured[metric]) for metric in self.objectives])
+
+
+def _result(values: list[float]) -> float | tuple[float, ...]:
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _trial_seed(seed: int, trial_number: int) -> int:
+    return (seed * 1_000_003 + trial_number) % (2**63 - 1)
+
+
+def _check_thresholds(thresholds: Mapping[int, float] | None, epochs: int) -> dict[int, float]:
+    if thresholds is None:
+        return {}
+    if not isinstance(thresholds, Mapping):
+        raise ValueError(f"early_stop_thresholds must map epochs to accuracies, got {thresholds!r}.")
+    checked = {}
+    for epoch, accuracy in thresholds.items():
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= epochs:
+            raise ValueError(f"early_stop_thresholds: epoch must be in [1, {epochs}], got {epoch!r}.")
+        if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
+            raise ValueError(f"early_stop_thresholds: accuracy must be in [0, 1], got {accuracy!r}.")
+        checked[epoch] = float(accuracy)
+    return checked
+
+

@@ -1,0 +1,8 @@
+import subprocess
+import sys
+
+
+def test_import_does_not_import_torch():
+    code = "import sys, optuna_nas, optuna_nas.spaces; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
