@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from optuna_nas.spaces._base import ArchitectureSpec
@@ -185,6 +185,26 @@ class ChainSpace(Space):
         return types
 
     def decide(self, decider: Decider) -> ChainSpec:
+        return ChainSpec(layers=tuple(self._layers(decider)))
+
+    def metaqnn_state(self, name: str, params: Mapping[str, Any]) -> list[Any]:
+        """MetaQNN's state for the decision ``name``, given the decisions taken before it.
+
+        The state is the layer depth, the previous layer (type and parameters), the
+        representation-size bucket, the field being decided and the fields of this layer already
+        decided. Pass it as ``MetaQNNSampler(state=space.metaqnn_state)``.
+        """
+        prefix, _, field = name.partition("/")
+        depth = int(prefix.split("_")[1])
+        layers = self._layers(_PrefixDecider(params))[:depth]
+        size = self.input_size
+        for layer in layers:
+            size = output_size(layer, size)
+        previous = layers[-1].to_dict() if layers else None
+        current = {k.split("/")[1]: v for k, v in params.items() if k.startswith(prefix + "/")}
+        return [depth, field.split("/")[0], previous, representation_bucket(size), current]
+
+    def _layers(self, decider: Decider) -> list[ChainLayer]:
         layers: list[ChainLayer] = []
         size = self.input_size
         for depth in range(self.max_layers):
@@ -211,7 +231,7 @@ class ChainSpace(Space):
                 layer = ChainLayer(kind)
             layers.append(layer)
             size = output_size(layer, size)
-        return ChainSpec(layers=tuple(layers))
+        return layers
 
 
 def _choose(decider: Decider, name: str, legal: Sequence[Any], tag: str) -> Any:
@@ -233,3 +253,18 @@ def _missing_tag(full: Sequence[str], legal: Sequence[str]) -> str:
 
 def _upto_tag(full: Sequence[int], legal: Sequence[int]) -> str:
     return "" if len(legal) == len(full) else f"upto_{max(legal)}"
+
+
+class _PrefixDecider(Decider):
+    """Replays the decisions taken so far; a decision not yet taken ends the chain there."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self._params = params
+
+    def categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        if name in self._params:
+            return self._params[name]
+        return STOP if name.split("/")[1] == "type" else choices[0]
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        return int(self._params.get(name, low))

@@ -1,0 +1,127 @@
+"""Search efficiency on NAS-Bench-201: every sampler, many seeds, side by side with Optuna's own.
+
+For each sampler and seed, a fresh in-memory study of ``--budget`` trials runs the tabular
+objective (12-epoch validation accuracy by default: the signal the benchmark allows). The answer is
+the trial with the best signal; it is judged by the same dataset's 200-epoch test accuracy, which
+only this script, never the objective or the sampler, reads.
+
+    python benchmarks/nasbench201.py --samplers random,tpe --budget 100 --seeds 20 \
+        --dataset cifar10 [--table PATH] [--out results.json] [--multi-objective] [--seed-offset K]
+
+Multi-objective mode runs the objective as (accuracy, params, FLOPs) and also reports each
+sampler's hypervolume of (signal accuracy, FLOPs), normalised to [0, 1] by the reference point
+(0 % accuracy, the largest FLOPs of any cell on that dataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+import time
+
+import optuna
+
+from optuna_nas.analysis import hypervolume_of_points, pareto_mask
+from optuna_nas.objectives import NASBench201
+from optuna_nas.objectives._nasbench201 import _costs
+from optuna_nas.samplers import available_samplers, create_sampler
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import TimedSampler  # noqa: E402
+
+DEFAULT_TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "nasbench201.csv")
+
+
+def judge_column(table: str, dataset: str) -> dict[str, float]:
+    """The 200-epoch test accuracy per arch: read here, to judge answers, and nowhere else."""
+    with open(table, newline="") as f:
+        return {row["arch"]: float(row[f"{dataset}_test_200ep"]) for row in csv.DictReader(f)}
+
+
+def run_one(name: str, seed: int, args: argparse.Namespace, judge: dict[str, float]) -> dict:
+    objective = NASBench201(args.table, args.dataset, multi_objective=args.multi_objective)
+    sampler = TimedSampler(create_sampler(name, seed=seed))
+    study = optuna.create_study(directions=objective.directions, sampler=sampler)
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=args.budget)
+    wall = time.perf_counter() - start
+    curve, best, answer = [], float("-inf"), None
+    for trial in study.trials:
+        if trial.state == optuna.trial.TrialState.COMPLETE and trial.values[0] > best:
+            best, answer = trial.values[0], trial
+        curve.append(best)
+    arch = answer.user_attrs["arch"]
+    run = {
+        "sampler": name, "seed": seed, "arch": arch, "signal": best, "test_200ep": judge[arch],
+        "curve": curve, "wall_s": wall, "sampler_s": sampler.seconds,
+    }
+    if args.multi_objective:
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        points = [[t.values[0], t.values[2]] for t in done]
+        mask = pareto_mask([[-a, f] for a, f in points])
+        front = {(t.user_attrs["arch"], a, f) for t, (a, f), keep in zip(done, points, mask) if keep}
+        run["pareto"] = [list(item) for item in sorted(front, key=lambda item: item[2])]
+        reference = (0.0, max(flops for _, flops in _costs(args.dataset).values()))
+        volume = hypervolume_of_points(points, reference, ("maximize", "minimize"))
+        run["hypervolume"] = volume / (100.0 * reference[1])
+    return run
+
+
+def summarise(runs: list[dict], optimum: float, multi_objective: bool) -> list[str]:
+    by_sampler: dict[str, list[dict]] = {}
+    for run in runs:
+        by_sampler.setdefault(run["sampler"], []).append(run)
+    tpe_time = statistics.mean(r["sampler_s"] for r in by_sampler["tpe"]) if "tpe" in by_sampler else None
+    header = f"{'sampler':<18} {'test_200ep mean +- std':>24} {'regret':>8} {'sampler s/run':>14} {'vs TPE':>7}"
+    lines = [header + (f" {'hypervolume':>12}" if multi_objective else "")]
+    for name, group in by_sampler.items():
+        tests = [r["test_200ep"] for r in group]
+        std = statistics.stdev(tests) if len(tests) > 1 else 0.0
+        sampler_time = statistics.mean(r["sampler_s"] for r in group)
+        ratio = f"{sampler_time / tpe_time:7.2f}" if tpe_time else f"{'-':>7}"
+        line = (f"{name:<18} {statistics.mean(tests):>15.2f} +- {std:<5.2f} "
+                f"{optimum - statistics.mean(tests):>8.2f} {sampler_time:>14.3f} {ratio}")
+        if multi_objective:
+            line += f" {statistics.mean(r['hypervolume'] for r in group):>12.4f}"
+        lines.append(line)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samplers", default="random,tpe")
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seed-offset", type=int, default=0)
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--table", default=DEFAULT_TABLE)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--multi-objective", action="store_true")
+    args = parser.parse_args()
+
+    names = [name for name in args.samplers.split(",") if name]
+    unknown = [name for name in names if name not in available_samplers()]
+    if unknown or args.budget < 1 or args.seeds < 1:
+        parser.error(f"--samplers must be among {available_samplers()} (got {unknown}); "
+                     f"--budget and --seeds must be >= 1")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    judge = judge_column(args.table, args.dataset)
+    optimum = max(judge.values())
+    runs = []
+    for name in names:
+        for seed in range(args.seed_offset, args.seed_offset + args.seeds):
+            runs.append(run_one(name, seed, args, judge))
+    print(f"NAS-Bench-201 {args.dataset}: budget {args.budget}, {args.seeds} seeds "
+          f"(from {args.seed_offset}), optimum {optimum:.2f}, table {os.path.basename(args.table)}")
+    print("\n".join(summarise(runs, optimum, args.multi_objective)))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"dataset": args.dataset, "budget": args.budget, "runs": runs}, f)
+
+
+if __name__ == "__main__":
+    main()

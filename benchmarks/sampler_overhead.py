@@ -1,0 +1,76 @@
+"""Milliseconds per trial spent inside each sampler, after 100 and after 1,000 finished trials.
+
+Two spaces: the NAS-Bench-201 cell (tabular objective) and ``ChainSpace`` (a fake objective that
+scores a spec by its hash, so no training runs). For each space and history size, the history is
+made once with Optuna's random sampler; every sampler then gets a study holding that same history
+and runs ``--trials`` more trials, timed inside the sampler. TPE runs in the same process as the
+yardstick.
+
+    python benchmarks/sampler_overhead.py --samplers random,tpe [--histories 100,1000] [--trials 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import optuna
+
+from optuna_nas import spaces
+from optuna_nas.objectives import NASBench201
+from optuna_nas.samplers import available_samplers, create_sampler
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import TimedSampler  # noqa: E402
+
+TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "nasbench201.csv")
+
+
+class FakeChainObjective:
+    """Scores a chain by its spec hash: deterministic, instant, and unrelated to any training."""
+
+    def __init__(self) -> None:
+        self.space = spaces.ChainSpace()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        return int(self.space.suggest(trial).spec_hash, 16) % 10_000 / 100.0
+
+
+def history(objective, size: int) -> list[optuna.trial.FrozenTrial]:  # noqa: ANN001
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=size)
+    return study.trials
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samplers", default="random,tpe")
+    parser.add_argument("--histories", default="100,1000")
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args()
+    names = [n for n in args.samplers.split(",") if n]
+    unknown = [n for n in names if n not in available_samplers()]
+    if unknown:
+        parser.error(f"--samplers must be among {available_samplers()}, got {unknown}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    objectives = {"nb201": NASBench201(TABLE), "chain": FakeChainObjective()}
+    sizes = [int(s) for s in args.histories.split(",")]
+    print(f"ms per trial inside the sampler, mean over {args.trials} trials after each history size")
+    print(f"{'space':<7} {'sampler':<18}" + "".join(f" {'after ' + str(s):>12}" for s in sizes))
+    for space_name, objective in objectives.items():
+        histories = {size: history(objective, size) for size in sizes}
+        for name in names:
+            cells = []
+            for size in sizes:
+                sampler = TimedSampler(create_sampler(name, seed=0))
+                study = optuna.create_study(direction="maximize", sampler=sampler)
+                study.add_trials(histories[size])
+                study.optimize(objective, n_trials=args.trials)
+                cells.append(1000.0 * sampler.seconds / args.trials)
+            print(f"{space_name:<7} {name:<18}" + "".join(f" {c:>12.2f}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()

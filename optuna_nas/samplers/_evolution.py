@@ -1,0 +1,148 @@
+"""Aging evolution / regularized evolution (Real et al., AAAI 2019)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
+
+from optuna_nas.samplers import rewards
+from optuna_nas.samplers._actions import ActionSpace
+from optuna_nas.samplers._base import NASSampler
+from optuna_nas.samplers._history import Episode
+from optuna_nas.samplers._validation import check_int
+
+SELECTIONS = ("reward", "pareto")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What a trial does: copy ``parent`` (a trial number) and change ``mutation`` (a decision)."""
+
+    parent: int | None = None
+    mutation: str | None = None
+
+
+class AgingEvolutionSampler(NASSampler):
+    """Aging evolution: tournament selection, one mutation, and the oldest member dies.
+
+    Paper: https://arxiv.org/abs/1802.01548
+
+    The population is the last ``population_size`` finished trials with a reward, by trial number
+    (so the oldest leaves as each new one finishes). While fewer exist, trials are random. A trial
+    draws ``sample_size`` members with replacement; the best of them (by reward, or with
+    ``selection="pareto"`` one drawn uniformly from the non-dominated ones by the study's objective
+    values) is the parent. The child inherits every decision of the parent but one, drawn uniformly
+    from the parent's decisions that have a choice, which takes another value. Decisions the parent
+    lacks (a conditional space took another branch) are drawn at random.
+
+    The parent and the mutated decision are recorded in the trial's system attrs
+    (``AgingEvolutionSampler:parent``, ``AgingEvolutionSampler:mutation``).
+
+    Args:
+        population_size: P, the number of live members (the paper: 100; 20 suits budgets near 100).
+        sample_size: S, the tournament size (the paper: 25).
+        selection: ``reward`` or ``pareto`` (multi-objective studies).
+        seed, reward, pruned, float_bins, avoid_duplicates: As in the shared sampler base.
+
+    Example:
+        >>> import optuna
+        >>> from optuna_nas import samplers, spaces
+        >>> space = spaces.NASBench201Space()
+        >>> sampler = samplers.AgingEvolutionSampler(population_size=4, sample_size=2, seed=0)
+        >>> study = optuna.create_study(direction="maximize", sampler=sampler)
+        >>> study.optimize(lambda t: float(len(set(space.suggest(t).ops))), n_trials=8)
+    """
+
+    def __init__(
+        self,
+        *,
+        population_size: int = 20,
+        sample_size: int = 5,
+        selection: str = "reward",
+        seed: int | None = None,
+        reward: rewards.RewardFunction | None = None,
+        pruned: str = "last_value",
+        float_bins: int = 10,
+        avoid_duplicates: bool = True,
+    ) -> None:
+        super().__init__(seed=seed, reward=reward, pruned=pruned, float_bins=float_bins,
+                         avoid_duplicates=avoid_duplicates)
+        self._population_size = check_int("population_size", population_size, minimum=1)
+        self._sample_size = check_int("sample_size", sample_size, minimum=1)
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}.")
+        self._selection = selection
+        self._plans: dict[int, tuple[_Plan, Episode | None]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_plans"] = {}
+        return state
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        plan, _ = self._plan(study, trial)
+        if plan.parent is not None:
+            prefix = type(self).__name__
+            study._storage.set_trial_system_attr(trial._trial_id, f"{prefix}:parent", plan.parent)
+            study._storage.set_trial_system_attr(trial._trial_id, f"{prefix}:mutation", plan.mutation)
+
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+        with self._lock:
+            self._plans.pop(trial._trial_id, None)
+
+    def population(self, study: optuna.Study, *, before: int | None = None) -> list[Episode]:
+        """The live members: the last ``population_size`` finished trials with a reward."""
+        history = [e for e in self._episodes(study, before=before) if e.reward is not None]
+        return history[-self._population_size :]
+
+    def _plan(self, study: optuna.Study, trial: FrozenTrial) -> tuple[_Plan, Episode | None]:
+        with self._lock:
+            if trial._trial_id in self._plans:
+                return self._plans[trial._trial_id]
+        population = self.population(study, before=trial.number)
+        plan, parent = _Plan(), None
+        if len(population) >= self._population_size:
+            rng = self._rng(trial.number, "tournament")
+            contenders = [population[i] for i in rng.integers(0, len(population), size=self._sample_size)]
+            parent = self._select(study, contenders, rng)
+            mutable = [
+                name for name, distribution in parent.distributions.items()
+                if ActionSpace(distribution, self._float_bins).size > 1
+            ]
+            mutation = str(rng.choice(mutable)) if mutable else None
+            plan = _Plan(parent=parent.number, mutation=mutation)
+        with self._lock:
+            self._plans[trial._trial_id] = (plan, parent)
+        return plan, parent
+
+    def _select(self, study: optuna.Study, contenders: list[Episode], rng: np.random.Generator) -> Episode:
+        if self._selection == "reward" or any(c.values is None for c in contenders):
+            return max(contenders, key=lambda c: c.reward)  # first drawn wins ties
+        signs = np.array([1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions])
+        losses = np.array([np.asarray(c.values) * signs for c in contenders])
+        front = [
+            i for i in range(len(contenders))
+            if not any(np.all(losses[j] <= losses[i]) and np.any(losses[j] < losses[i]) for j in range(len(contenders)))
+        ]
+        return contenders[int(rng.choice(front))]
+
+    def _propose(self, study, trial, name, actions, allowed, rng):  # noqa: ANN001, ANN201
+        plan, parent = self._plan(study, trial)
+        if parent is None or name not in parent.params:
+            return actions.value_of(int(rng.choice(allowed)), rng)
+        inherited = parent.params[name]
+        if not actions.distribution._contains(actions.distribution.to_internal_repr(inherited)):
+            return actions.value_of(int(rng.choice(allowed)), rng)
+        inherited_action = actions.action_of(inherited)
+        if name == plan.mutation:
+            others = [a for a in allowed if a != inherited_action] or allowed
+            if not actions.exact and len(others) == len(allowed):
+                others = [a for a in range(actions.size) if a != inherited_action]
+            return actions.value_of(int(rng.choice(others)), rng)
+        if inherited_action in allowed:
+            return inherited
+        return actions.value_of(int(rng.choice(allowed)), rng)

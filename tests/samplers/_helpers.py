@@ -1,0 +1,22 @@
+"""Small objectives the sampler tests share."""
+
+from __future__ import annotations
+
+import optuna
+
+from optuna_nas import spaces
+
+NB201 = spaces.NASBench201Space()
+SCORES = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
+
+
+def nb201_score(trial: optuna.Trial) -> float:
+    """A tabular stand-in: more 3x3 convs, more reward; instant and deterministic."""
+    spec = NB201.suggest(trial)
+    return sum(SCORES[op] for op in spec.ops) + 0.01 * spec.ops.index(spec.ops[-1])
+
+
+def nb201_two_objectives(trial: optuna.Trial) -> tuple[float, float]:
+    spec = NB201.suggest(trial)
+    convs = sum(op.startswith("nor_conv") for op in spec.ops)
+    return sum(SCORES[op] for op in spec.ops), float(convs)
