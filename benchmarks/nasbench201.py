@@ -76,14 +76,16 @@ def summarise(runs: list[dict], optimum: float, multi_objective: bool) -> list[s
     for run in runs:
         by_sampler.setdefault(run["sampler"], []).append(run)
     tpe_time = statistics.mean(r["sampler_s"] for r in by_sampler["tpe"]) if "tpe" in by_sampler else None
-    header = f"{'sampler':<18} {'test_200ep mean +- std':>24} {'regret':>8} {'sampler s/run':>14} {'vs TPE':>7}"
+    header = (f"{'sampler':<18} {'signal':>7} {'test_200ep mean +- std':>24} {'regret':>8} "
+              f"{'sampler s/run':>14} {'vs TPE':>7}")
     lines = [header + (f" {'hypervolume':>12}" if multi_objective else "")]
     for name, group in by_sampler.items():
         tests = [r["test_200ep"] for r in group]
         std = statistics.stdev(tests) if len(tests) > 1 else 0.0
         sampler_time = statistics.mean(r["sampler_s"] for r in group)
         ratio = f"{sampler_time / tpe_time:7.2f}" if tpe_time else f"{'-':>7}"
-        line = (f"{name:<18} {statistics.mean(tests):>15.2f} +- {std:<5.2f} "
+        signal = statistics.mean(r["signal"] for r in group)
+        line = (f"{name:<18} {signal:>7.2f} {statistics.mean(tests):>15.2f} +- {std:<5.2f} "
                 f"{optimum - statistics.mean(tests):>8.2f} {sampler_time:>14.3f} {ratio}")
         if multi_objective:
             line += f" {statistics.mean(r['hypervolume'] for r in group):>12.4f}"

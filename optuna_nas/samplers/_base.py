@@ -6,8 +6,9 @@
   one, in number order, and the seed: :meth:`_learned_state` rebuilds it from storage, keeping an
   in-memory cache that is extended while trials finish in order and rebuilt when they do not.
 * Randomness for a decision comes from ``(seed, trial.number, decision name)``.
-* An architecture already evaluated (same params) is not proposed again while another choice
-  remains at the decision that would complete it.
+* An architecture already evaluated (same params) is not proposed again while an unseen one
+  remains: a choice is excluded when every architecture it leads to was evaluated
+  (:mod:`optuna_nas.samplers._dedup`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from optuna.trial import FrozenTrial
 
 from optuna_nas.samplers import rewards
 from optuna_nas.samplers._actions import ActionSpace
+from optuna_nas.samplers._dedup import EvaluatedTrie
 from optuna_nas.samplers._history import Episode
 from optuna_nas.samplers._history import episodes
 from optuna_nas.samplers._history import finished_trials
@@ -70,7 +72,7 @@ class NASSampler(BaseSampler, abc.ABC):
         self._avoid_duplicates = bool(avoid_duplicates)
         self._lock = threading.RLock()
         self._cache: dict[tuple[int, int], tuple[list[int], Any]] = {}
-        self._evaluated_cache: dict[tuple[int, int], tuple[int, set[frozenset]]] = {}
+        self._evaluated_cache: dict[tuple[int, int], tuple[int, EvaluatedTrie]] = {}
 
     # -- Optuna's sampler interface -------------------------------------------------------------
 
@@ -179,33 +181,21 @@ class NASSampler(BaseSampler, abc.ABC):
         everything = list(range(actions.size))
         if not self._avoid_duplicates or not actions.exact:
             return everything
-        evaluated = self._evaluated(study)
-        if not evaluated:
+        values = {action: actions.value_of(action, np.random.default_rng(0)) for action in everything}
+        try:
+            seen = self._evaluated(study).exhausted_choices(trial.params, name, values.values())
+        except TypeError:  # unhashable choices cannot be compared
             return everything
-        params = dict(trial.params)
-        fresh = []
-        for action in everything:
-            params[name] = actions.value_of(action, np.random.default_rng(0))
-            try:
-                candidate = frozenset(params.items())
-            except TypeError:
-                return everything
-            if candidate not in evaluated:
-                fresh.append(action)
+        fresh = [action for action in everything if values[action] not in seen]
         return fresh or everything
 
-    def _evaluated(self, study: optuna.Study) -> set[frozenset]:
+    def _evaluated(self, study: optuna.Study) -> EvaluatedTrie:
         trials = finished_trials(study)
         key = (id(study._storage), study._study_id)
         with self._lock:
             cached = self._evaluated_cache.get(key)
             if cached is not None and cached[0] == len(trials):
                 return cached[1]
-            evaluated = set()
-            for t in trials:
-                try:
-                    evaluated.add(frozenset(t.params.items()))
-                except TypeError:
-                    continue
-            self._evaluated_cache[key] = (len(trials), evaluated)
-            return evaluated
+            trie = EvaluatedTrie(((t.params, t.distributions) for t in trials), self._float_bins)
+            self._evaluated_cache[key] = (len(trials), trie)
+            return trie
