@@ -33,7 +33,7 @@ from optuna_nas.samplers import available_samplers, create_sampler
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import TimedSampler  # noqa: E402
 
-DEFAULT_TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "nasbench201.csv")
+from optuna_nas.objectives import DEFAULT_TABLE  # noqa: E402
 
 
 def judge_column(table: str, dataset: str) -> dict[str, float]:

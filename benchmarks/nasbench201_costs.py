@@ -6,7 +6,7 @@ differs from CIFAR-10 only in the classifier (64 -> 100 instead of 64 -> 10), so
 CIFAR-10 counts plus that layer's exact difference; the tests rebuild a few cells for all three
 datasets and check the file against fresh counts.
 
-    python benchmarks/nasbench201_costs.py [--table benchmarks/data/nasbench201.csv] \
+    python benchmarks/nasbench201_costs.py [--table PATH] \
         [--out optuna_nas/objectives/data/nasbench201_costs.csv] [--workers 2]
 """
 
@@ -19,7 +19,7 @@ import os
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_TABLE = os.path.join(HERE, "data", "nasbench201.csv")
+from optuna_nas.objectives import DEFAULT_TABLE  # noqa: E402
 DEFAULT_OUT = os.path.join(HERE, os.pardir, "optuna_nas", "objectives", "data", "nasbench201_costs.csv")
 FINAL_CHANNELS = 64
 

@@ -24,7 +24,7 @@ from optuna_nas.samplers import available_samplers, create_sampler
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import TimedSampler  # noqa: E402
 
-TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "nasbench201.csv")
+from optuna_nas.objectives import DEFAULT_TABLE as TABLE  # noqa: E402
 
 
 class FakeChainObjective:

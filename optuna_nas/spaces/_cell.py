@@ -90,6 +90,12 @@ class CellSpec(ArchitectureSpec):
             "channels": self.channels,
         }
 
+    def summary(self) -> str:
+        blocks = "; ".join(
+            f"{b.op_a}({b.input_a}) + {b.op_b}({b.input_b})" for b in self.blocks
+        )
+        return f"{len(self.blocks)} blocks [{blocks}], {self.stages}x{self.cells_per_stage} cells, C={self.channels}"
+
     def canonical_dict(self) -> dict[str, Any]:
         # The two halves of a block are summed, so their order does not matter.
         data = self.to_dict()

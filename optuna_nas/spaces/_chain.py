@@ -64,6 +64,14 @@ class ChainLayer:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
+    def summary(self) -> str:
+        """E.g. ``conv5x5/32s2``, ``max_pool``, ``fc128``."""
+        if self.type == CONV:
+            return f"conv{self.kernel}x{self.kernel}/{self.filters}" + (f"s{self.stride}" if self.stride > 1 else "")
+        if self.type == FC:
+            return f"fc{self.units}"
+        return self.type
+
 
 @dataclasses.dataclass(frozen=True)
 class ChainSpec(ArchitectureSpec):
@@ -88,6 +96,9 @@ class ChainSpec(ArchitectureSpec):
 
     def to_dict(self) -> dict[str, Any]:
         return {"space": self.space, "layers": [layer.to_dict() for layer in self.layers]}
+
+    def summary(self) -> str:
+        return " > ".join(layer.summary() for layer in self.layers)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChainSpec:

@@ -68,6 +68,9 @@ class NASBench201Spec(ArchitectureSpec):
     def to_dict(self) -> dict[str, Any]:
         return {"space": self.space, "ops": list(self.ops), "arch": self.arch_str}
 
+    def summary(self) -> str:
+        return self.arch_str
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NASBench201Spec:
         return cls(ops=tuple(data["ops"]))
