@@ -20,7 +20,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from optuna_nas.objectives import DEFAULT_TABLE  # noqa: E402
-DEFAULT_OUT = os.path.join(HERE, os.pardir, "optuna_nas", "objectives", "data", "nasbench201_costs.csv")
+DEFAULT_OUT = os.path.normpath(os.path.join(HERE, os.pardir, "optuna_nas", "objectives", "data", "nasbench201_costs.csv"))
 FINAL_CHANNELS = 64
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 
 import optuna
 import pytest
@@ -73,33 +74,43 @@ def test_threads_share_one_sampler(name):
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
+def _postgres_url():
+    url = os.environ.get("OPTUNA_NAS_TEST_POSTGRES_URL")
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail("OPTUNA_NAS_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
+        pytest.skip("no PostgreSQL server: set OPTUNA_NAS_TEST_POSTGRES_URL")
+    return url
+
+
 @pytest.mark.parametrize("name", SAMPLERS)
-@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+@pytest.mark.parametrize("storage", ["sqlite", "journal", "postgresql"])
 def test_several_processes_on_one_storage(name, storage, tmp_path):
-    if storage == "sqlite":
-        url = f"sqlite:///{tmp_path / 'shared.db'}"
-        optuna.create_study(storage=url, study_name="s", direction="maximize")
-    else:
+    if storage == "journal":
         url = str(tmp_path / "journal.log")
+    else:
+        url = _postgres_url() if storage == "postgresql" else f"sqlite:///{tmp_path / 'shared.db'}"
+        study_name = f"s-{name}-{uuid.uuid4().hex[:8]}"
+        optuna.create_study(storage=url, study_name=study_name, direction="maximize")
     code = (
         "import optuna, sys; sys.path.insert(0, sys.argv[1]);"
         "from _helpers import nb201_score; from _propose import SMALL;"
         "from optuna_nas.samplers import create_sampler;"
         "optuna.logging.set_verbosity(optuna.logging.WARNING);"
         "url = sys.argv[2];"
-        "storage = url if url.startswith('sqlite') else optuna.storages.JournalStorage("
+        "storage = url if '://' in url else optuna.storages.JournalStorage("
         "optuna.storages.journal.JournalFileBackend(url));"
-        "study = optuna.create_study(storage=storage, study_name='s', direction='maximize',"
+        "study = optuna.create_study(storage=storage, study_name=sys.argv[4], direction='maximize',"
         f"load_if_exists=True, sampler=create_sampler('{name}', seed=int(sys.argv[3]), **SMALL['{name}']));"
         "study.optimize(nb201_score, n_trials=15)"
     )
-    workers = [subprocess.Popen([sys.executable, "-c", code, HERE, url, str(seed)]) for seed in (0, 1)]
+    if storage == "journal":
+        study_name = "s"
+    workers = [subprocess.Popen([sys.executable, "-c", code, HERE, url, str(seed), study_name]) for seed in (0, 1)]
     assert [w.wait(timeout=300) for w in workers] == [0, 0]
-    if storage == "sqlite":
-        study = optuna.load_study(storage=url, study_name="s")
-    else:
-        study = optuna.load_study(storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(url)), study_name="s")
+    if storage == "journal":
+        url = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+    study = optuna.load_study(storage=url, study_name=study_name)
     assert len(study.trials) == 30
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
