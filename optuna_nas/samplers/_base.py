@@ -71,8 +71,9 @@ class NASSampler(BaseSampler, abc.ABC):
         self._float_bins = check_int("float_bins", float_bins, minimum=2)
         self._avoid_duplicates = bool(avoid_duplicates)
         self._lock = threading.RLock()
-        self._cache: dict[tuple[int, int], tuple[list[int], Any]] = {}
-        self._evaluated_cache: dict[tuple[int, int], tuple[int, EvaluatedTrie]] = {}
+        self._cache: dict[tuple[int, int], tuple[list[tuple[int, str | None]], Any]] = {}
+        self._evaluated_cache: dict[tuple[int, int], tuple[list[Any], EvaluatedTrie]] = {}
+        self._episode_cache: dict[tuple[int, int], dict[int, Episode]] = {}
 
     # -- Optuna's sampler interface -------------------------------------------------------------
 
@@ -107,6 +108,7 @@ class NASSampler(BaseSampler, abc.ABC):
         state["_lock"] = None
         state["_cache"] = {}
         state["_evaluated_cache"] = {}
+        state["_episode_cache"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -136,6 +138,10 @@ class NASSampler(BaseSampler, abc.ABC):
         """The learned state before any trial."""
         return None
 
+    def _copy_state(self, state: Any) -> Any:
+        """A copy of ``state`` that :meth:`_learn` may change without touching the original."""
+        return copy.deepcopy(state)
+
     def _learn(self, state: Any, episode: Episode, history: Sequence[Episode]) -> Any:
         """The state after ``episode`` finished; ``history`` holds it and every earlier episode."""
         return state
@@ -155,13 +161,32 @@ class NASSampler(BaseSampler, abc.ABC):
         return self._reward or rewards.first_objective
 
     def _episodes(self, study: optuna.Study, before: int | None) -> list[Episode]:
+        """Episodes of the finished trials numbered below ``before``; finished trials never change,
+        so those already converted are reused."""
         trials = finished_trials(study, before=before)
-        return episodes(trials, study.directions, self._reward_fn(study), self._pruned)
+        key = (id(study._storage), study._study_id)
+        with self._lock:
+            known = self._episode_cache.setdefault(key, {})
+            result = []
+            for index, trial in enumerate(trials):
+                started = trial.datetime_start.isoformat() if trial.datetime_start else None
+                cached = known.get(trial.number)
+                if cached is None or cached.started != started or cached.reward is None and trial.state.name == "PRUNED":
+                    break
+                result.append(cached)
+            else:
+                return result
+            # A pruned trial's reward may depend on earlier ones; convert from the first new trial on
+            # with the rewards so far.
+            fresh = episodes(trials, study.directions, self._reward_fn(study), self._pruned)
+            for episode in fresh[len(result):]:
+                known[episode.number] = episode
+            return fresh
 
     def _learned_state(self, study: optuna.Study, history: list[Episode]) -> Any:
         """The state after every episode of ``history`` (in number order), from the cache if it can."""
         key = (id(study._storage), study._study_id)
-        numbers = [e.number for e in history]
+        numbers = [(e.number, e.started) for e in history]
         with self._lock:
             cached_numbers, state = self._cache.get(key, ([], None))
             prefix = len(cached_numbers)
@@ -169,7 +194,8 @@ class NASSampler(BaseSampler, abc.ABC):
             if not reusable:
                 prefix, state = 0, self._initial_state()
             else:
-                state = copy.deepcopy(state) if prefix < len(numbers) else state
+                # Another thread may still be proposing from the cached state: extend a copy.
+                state = self._copy_state(state) if prefix < len(numbers) else state
             for index in range(prefix, len(history)):
                 state = self._learn(state, history[index], history[: index + 1])
             self._cache[key] = (numbers, state)
@@ -192,10 +218,11 @@ class NASSampler(BaseSampler, abc.ABC):
     def _evaluated(self, study: optuna.Study) -> EvaluatedTrie:
         trials = finished_trials(study)
         key = (id(study._storage), study._study_id)
+        fingerprint = [(t.number, t.datetime_start) for t in trials]
         with self._lock:
             cached = self._evaluated_cache.get(key)
-            if cached is not None and cached[0] == len(trials):
+            if cached is not None and cached[0] == fingerprint:
                 return cached[1]
             trie = EvaluatedTrie(((t.params, t.distributions) for t in trials), self._float_bins)
-            self._evaluated_cache[key] = (len(trials), trie)
+            self._evaluated_cache[key] = (fingerprint, trie)
             return trie

@@ -78,7 +78,7 @@ class AgingEvolutionSampler(NASSampler):
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}.")
         self._selection = selection
-        self._plans: dict[int, tuple[_Plan, Episode | None]] = {}
+        self._plans: dict[tuple[Any, ...], tuple[_Plan, Episode | None]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -94,7 +94,7 @@ class AgingEvolutionSampler(NASSampler):
 
     def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
         with self._lock:
-            self._plans.pop(trial._trial_id, None)
+            self._plans.pop(_plan_key(study, trial), None)
 
     def population(self, study: optuna.Study, *, before: int | None = None) -> list[Episode]:
         """The live members: the last ``population_size`` finished trials with a reward."""
@@ -102,9 +102,10 @@ class AgingEvolutionSampler(NASSampler):
         return history[-self._population_size :]
 
     def _plan(self, study: optuna.Study, trial: FrozenTrial) -> tuple[_Plan, Episode | None]:
+        key = _plan_key(study, trial)
         with self._lock:
-            if trial._trial_id in self._plans:
-                return self._plans[trial._trial_id]
+            if key in self._plans:
+                return self._plans[key]
         population = self.population(study, before=trial.number)
         plan, parent = _Plan(), None
         if len(population) >= self._population_size:
@@ -118,7 +119,7 @@ class AgingEvolutionSampler(NASSampler):
             mutation = str(rng.choice(mutable)) if mutable else None
             plan = _Plan(parent=parent.number, mutation=mutation)
         with self._lock:
-            self._plans[trial._trial_id] = (plan, parent)
+            self._plans[key] = (plan, parent)
         return plan, parent
 
     def _select(self, study: optuna.Study, contenders: list[Episode], rng: np.random.Generator) -> Episode:
@@ -148,3 +149,7 @@ class AgingEvolutionSampler(NASSampler):
         if inherited_action in allowed:
             return inherited
         return actions.value_of(int(rng.choice(allowed)), rng)
+
+
+def _plan_key(study: optuna.Study, trial: FrozenTrial) -> tuple[Any, ...]:
+    return (id(study._storage), study._study_id, trial._trial_id, trial.datetime_start)

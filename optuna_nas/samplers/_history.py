@@ -30,6 +30,8 @@ class Episode:
         reward: Higher is better; ``None`` for failed trials and for pruned ones the policy skips.
         values: The objective values (``None`` unless complete).
         state: The trial's final state.
+        started: When the trial started (ISO format), which tells apart trials of equal numbers in
+            different studies.
     """
 
     number: int
@@ -38,6 +40,7 @@ class Episode:
     reward: float | None
     values: tuple[float, ...] | None
     state: TrialState
+    started: str | None = None
 
 
 def finished_trials(study: optuna.Study, *, before: int | None = None) -> list[FrozenTrial]:
@@ -81,7 +84,7 @@ def episodes(
                 reward = sign * float(last) if math.isfinite(last) else None
             elif math.isfinite(worst):
                 reward = worst
-        result.append(
-            Episode(trial.number, dict(trial.params), dict(trial.distributions), reward, values, trial.state)
-        )
+        started = trial.datetime_start.isoformat() if trial.datetime_start else None
+        result.append(Episode(trial.number, dict(trial.params), dict(trial.distributions), reward, values,
+                              trial.state, started))
     return result

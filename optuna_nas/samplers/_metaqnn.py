@@ -135,6 +135,11 @@ class MetaQNNSampler(NASSampler):
     def _initial_state(self) -> dict[str, Any]:
         return {"q": {}, "memory": [], "reward_sum": 0.0}
 
+    def _copy_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        # Trajectories in the memory never change once stored; only the list and the Q-values do.
+        return {"q": {key: list(values) for key, values in state["q"].items()},
+                "memory": list(state["memory"]), "reward_sum": state["reward_sum"]}
+
     def _state_key(self, name: str, params: Mapping[str, Any], size: int) -> str:
         state = self._state_fn(name, params)
         text = state if isinstance(state, str) else json.dumps(state, default=repr)

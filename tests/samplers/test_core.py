@@ -181,3 +181,15 @@ def test_pruned_trials_are_rewarded_as_documented():
 def test_unknown_sampler_lists_the_available_ones():
     with pytest.raises(ValueError, match="metaqnn.*evolution|evolution.*metaqnn"):
         create_sampler("bohb", seed=0)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_one_sampler_reused_on_a_second_study_keeps_nothing_from_the_first(name):
+    shared = create_sampler(name, seed=4, **SMALL[name])
+    first = optuna.create_study(direction="maximize", sampler=shared)
+    first.optimize(nb201_score, n_trials=25)
+    second = optuna.create_study(direction="maximize", sampler=shared)
+    second.optimize(lambda t: -nb201_score(t), n_trials=25)
+    fresh = optuna.create_study(direction="maximize", sampler=create_sampler(name, seed=4, **SMALL[name]))
+    fresh.optimize(lambda t: -nb201_score(t), n_trials=25)
+    assert [t.params for t in second.trials] == [t.params for t in fresh.trials]
