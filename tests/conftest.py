@@ -18,6 +18,3 @@ def digits():
 def mlflow_uri(tmp_path_factory):
     """One local MLflow store for the session (creating its tables takes seconds)."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
-TINY_SEARCH = ["--dataset", "digits", "--epochs", "1", "--filters", "4,8", "--max-layers", "3", "--no-progress"]

@@ -7,7 +7,7 @@ import optuna
 import pytest
 import torch
 
-from conftest import TINY_SEARCH
+from _search_args import TINY_SEARCH
 from optuna_nas.cli import main
 
 

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import TINY_SEARCH
+from _search_args import TINY_SEARCH
 from optuna_nas.cli import main
 
 

@@ -5,7 +5,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY_SEARCH
+from _search_args import TINY_SEARCH
 from optuna_nas.cli import main
 from optuna_nas.tracking import MLflowTracker
 
