@@ -68,6 +68,7 @@ def export(args: argparse.Namespace) -> int:
     for kind, path in result["paths"].items():
         print(f"{kind}: {path}")
     print(f"weights: {result['weights']}; TorchScript output matches the network to {result['max_abs_difference']:.2e}")
+    print(f"ONNX: {result['onnx']}")
     return 0
 
 

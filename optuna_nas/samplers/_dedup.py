@@ -43,6 +43,18 @@ class EvaluatedTrie:
                 continue
         _mark_exhausted(self._root)
 
+    def contains(self, params: Mapping[str, Any]) -> bool:
+        """Whether a trial with exactly these decisions, in this order, was evaluated."""
+        node = self._root
+        try:
+            for key in params.items():
+                node = node.children.get(key)  # type: ignore[assignment]
+                if node is None:
+                    return False
+        except TypeError:
+            return False
+        return node.ended
+
     def exhausted_choices(self, params: Mapping[str, Any], name: str, values: Iterable[Any]) -> set[Any]:
         """Of ``values`` for decision ``name`` after ``params``, those that lead only to seen ones."""
         node = self._root

@@ -20,10 +20,14 @@ SELECTIONS = ("reward", "pareto")
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
-    """What a trial does: copy ``parent`` (a trial number) and change ``mutation`` (a decision)."""
+    """What a trial does: copy ``parent`` (a trial number) and set decision ``mutation`` to ``value``.
+
+    ``value`` is ``None`` when it is left to be drawn (any value but the parent's).
+    """
 
     parent: int | None = None
     mutation: str | None = None
+    value: Any = None
 
 
 class AgingEvolutionSampler(NASSampler):
@@ -112,15 +116,33 @@ class AgingEvolutionSampler(NASSampler):
             rng = self._rng(trial.number, "tournament")
             contenders = [population[i] for i in rng.integers(0, len(population), size=self._sample_size)]
             parent = self._select(study, contenders, rng)
-            mutable = [
-                name for name, distribution in parent.distributions.items()
-                if ActionSpace(distribution, self._float_bins).size > 1
-            ]
-            mutation = str(rng.choice(mutable)) if mutable else None
-            plan = _Plan(parent=parent.number, mutation=mutation)
+            plan = self._mutate(study, parent, rng)
         with self._lock:
             self._plans[key] = (plan, parent)
         return plan, parent
+
+    def _mutate(self, study: optuna.Study, parent: Episode, rng: np.random.Generator) -> _Plan:
+        """Pick the decision to change and its new value: decisions in random order, values in
+        random order, the first child not already evaluated wins (the decisions after a changed
+        one that the parent lacks are drawn later, so such a child counts as new)."""
+        trie = self._evaluated(study) if self._avoid_duplicates else None
+        mutable = [
+            name for name, distribution in parent.distributions.items()
+            if ActionSpace(distribution, self._float_bins).size > 1
+        ]
+        for index in rng.permutation(len(mutable)):
+            name = mutable[int(index)]
+            actions = ActionSpace(parent.distributions[name], self._float_bins)
+            current = actions.action_of(parent.params[name])
+            for action in rng.permutation(actions.size):
+                if int(action) == current:
+                    continue
+                value = actions.value_of(int(action), rng)
+                if trie is None or not actions.exact or not trie.contains({**parent.params, name: value}):
+                    return _Plan(parent=parent.number, mutation=name, value=value)
+        # Every one-step neighbour was evaluated: mutate anyway and let the draw decide.
+        name = mutable[int(rng.integers(len(mutable)))] if mutable else None
+        return _Plan(parent=parent.number, mutation=name)
 
     def _select(self, study: optuna.Study, contenders: list[Episode], rng: np.random.Generator) -> Episode:
         if self._selection == "reward" or any(c.values is None for c in contenders):
@@ -142,6 +164,8 @@ class AgingEvolutionSampler(NASSampler):
             return actions.value_of(int(rng.choice(allowed)), rng)
         inherited_action = actions.action_of(inherited)
         if name == plan.mutation:
+            if plan.value is not None and (not actions.exact or actions.action_of(plan.value) in allowed):
+                return plan.value
             others = [a for a in allowed if a != inherited_action] or allowed
             if not actions.exact and len(others) == len(allowed):
                 others = [a for a in range(actions.size) if a != inherited_action]
