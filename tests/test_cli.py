@@ -97,7 +97,7 @@ def test_nasbench201_benchmark_runs_in_seconds(tmp_path, capsys):
         (["search", "--sampler", "bohb"], "--sampler must be one of"),
         (["search", "--sampler", "pnas"], "'pnas' is not available yet"),
         (["search", "--dataset", "imagenet"], "imagenet"),
-        (["search", "--epochs", "-1"], "epochs must be a positive integer, got -1"),
+        (["search", "--epochs", "-1"], "epochs must be an integer >= 1, got -1"),
         (["search", "--storage", "nas.txt"], "--storage 'nas.txt' is neither a URL"),
         (["pareto", "--storage", "sqlite:///missing.db", "--study-name", "x"], "no database at"),
         (["pareto", "--storage", "SQLITE", "--study-name", "x"], "--storage"),

@@ -11,6 +11,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from optuna_nas._validation import check_int
+
 #: Input shape and classes of the NAS-Bench-201 networks, by the tabular objective's dataset.
 _NB201_SHAPES = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100), "imagenet16": ((3, 16, 16), 120)}
 
@@ -95,8 +97,7 @@ def export(
 
     from optuna_nas.models import build_model
 
-    if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
-        raise ValueError(f"retrain_epochs must be an integer >= 0, got {retrain_epochs!r}.")
+    check_int("retrain_epochs", retrain_epochs, minimum=0)
     trial = find_trial(study, trial_number)
     spec = trial_spec(trial)
     if "input_shape" in trial.user_attrs:

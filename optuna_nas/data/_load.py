@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 from optuna_nas.data._dataset import ImageDataset
 
 #: Datasets that ship inside installed packages and always load offline.
@@ -65,12 +67,6 @@ def _torchvision(name: str, root: str, download: bool) -> tuple[Arrays, Arrays]:
     return arrays(train), arrays(test)
 
 
-def _check_fraction(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}.")
-    return float(value)
-
-
 def load(
     name: str = "mnist5k",
     *,
@@ -105,14 +101,13 @@ def load(
     """
     if name not in available_datasets():
         raise ValueError(f"name must be one of {available_datasets()}, got {name!r}.")
-    val_fraction = _check_fraction("val_fraction", val_fraction)
-    test_fraction = _check_fraction("test_fraction", test_fraction)
+    val_fraction = check_number("val_fraction", val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
+    test_fraction = check_number("test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
     if name in OFFLINE_DATASETS and val_fraction + test_fraction >= 1.0:
         raise ValueError(
             f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}."
         )
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}.")
+    check_int("seed", seed)
     rng = np.random.default_rng(seed)
     if name in OFFLINE_DATASETS:
         images, labels = _OFFLINE[name]()

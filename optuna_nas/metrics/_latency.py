@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from optuna_nas._validation import check_int
+
 
 def measure_latency(
     model: nn.Module,
@@ -26,10 +28,8 @@ def measure_latency(
     """
     import torch
 
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}.")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}.")
+    check_int("warmup", warmup, minimum=0)
+    check_int("repeats", repeats, minimum=1)
     dev = torch.device(device)
     was_training = model.training
     model.eval()

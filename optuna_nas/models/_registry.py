@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from optuna_nas._validation import check_int
 from optuna_nas.spaces import ArchitectureSpec
 
 Builder = Callable[[Any, tuple[int, int, int], int], nn.Module]
@@ -46,6 +47,5 @@ def build_model(
     shape = tuple(input_shape)
     if len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
         raise ValueError(f"input_shape must be (channels, height, width) of positive ints, got {input_shape!r}.")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    check_int("num_classes", num_classes, minimum=1)
     return _BUILDERS[type(spec)](spec, shape, num_classes)

@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from optuna_nas.objectives._validation import non_negative_float
-from optuna_nas.objectives._validation import one_of
-from optuna_nas.objectives._validation import positive_float
-from optuna_nas.objectives._validation import positive_int
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
+from optuna_nas._validation import check_one_of
 from optuna_nas.spaces import Space
 
 if TYPE_CHECKING:
@@ -110,30 +109,28 @@ class ImageClassification:
         if not isinstance(space, Space):
             raise ValueError(f"space must be an optuna_nas.spaces.Space, got {space!r}.")
         self.settings = TrainingSettings(
-            epochs=positive_int("epochs", epochs),
-            batch_size=positive_int("batch_size", batch_size),
-            learning_rate=positive_float("learning_rate", learning_rate),
-            optimizer=one_of("optimizer", optimizer, OPTIMIZER_NAMES),
-            weight_decay=non_negative_float("weight_decay", weight_decay),
+            epochs=check_int("epochs", epochs, minimum=1),
+            batch_size=check_int("batch_size", batch_size, minimum=1),
+            learning_rate=check_number("learning_rate", learning_rate, low=0.0, low_open=True),
+            optimizer=check_one_of("optimizer", optimizer, OPTIMIZER_NAMES),
+            weight_decay=check_number("weight_decay", weight_decay, low=0.0),
         )
         if isinstance(objectives, str) or not isinstance(objectives, Sequence) or not objectives:
             raise ValueError(f"objectives must be a non-empty sequence of metric names, got {objectives!r}.")
         for metric in objectives:
-            one_of("objectives", metric, tuple(METRIC_DIRECTIONS))
+            check_one_of("objectives", metric, tuple(METRIC_DIRECTIONS))
         if len(set(objectives)) != len(objectives):
             raise ValueError(f"objectives must not repeat a metric, got {list(objectives)!r}.")
         self.objectives = tuple(objectives)
         self.early_stop_thresholds = _check_thresholds(early_stop_thresholds, self.settings.epochs)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}.")
-        self.seed = seed
+        self.seed = check_int("seed", seed)
         self.device = resolve_device(device)
         self.space = space
         if isinstance(dataset, str):
             from optuna_nas.data import available_datasets
             from optuna_nas.data import load
 
-            one_of("dataset", dataset, available_datasets())
+            check_one_of("dataset", dataset, available_datasets())
             dataset = load(dataset)
         self.dataset = dataset
         self.artifact_store = artifact_store

@@ -10,7 +10,7 @@ from importlib import resources
 
 import optuna
 
-from optuna_nas.objectives._validation import one_of
+from optuna_nas._validation import check_one_of
 from optuna_nas.spaces import NASBench201Space
 
 #: Datasets of the benchmark, by their column prefix in the table.
@@ -55,7 +55,7 @@ class NASBench201:
         signal: str = "valid_12ep",
         multi_objective: bool = False,
     ) -> None:
-        self.dataset = one_of("dataset", dataset, NB201_DATASETS)
+        self.dataset = check_one_of("dataset", dataset, NB201_DATASETS)
         if not isinstance(signal, str) or "test" in signal:
             raise ValueError(f"signal must name a non-test column suffix such as 'valid_12ep', got {signal!r}.")
         self.signal = signal

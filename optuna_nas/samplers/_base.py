@@ -33,8 +33,8 @@ from optuna_nas.samplers._history import Episode
 from optuna_nas.samplers._history import episodes
 from optuna_nas.samplers._history import finished_trials
 from optuna_nas.samplers._history import PRUNED_POLICIES
-from optuna_nas.samplers._validation import check_int
-from optuna_nas.samplers._validation import check_seed
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_seed
 
 
 class NASSampler(BaseSampler, abc.ABC):

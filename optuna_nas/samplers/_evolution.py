@@ -13,7 +13,7 @@ from optuna_nas.samplers import rewards
 from optuna_nas.samplers._actions import ActionSpace
 from optuna_nas.samplers._base import NASSampler
 from optuna_nas.samplers._history import Episode
-from optuna_nas.samplers._validation import check_int
+from optuna_nas._validation import check_int
 
 SELECTIONS = ("reward", "pareto")
 

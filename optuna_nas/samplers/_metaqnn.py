@@ -14,8 +14,8 @@ from optuna_nas.samplers import rewards
 from optuna_nas.samplers._actions import ActionSpace
 from optuna_nas.samplers._base import NASSampler
 from optuna_nas.samplers._history import Episode
-from optuna_nas.samplers._validation import check_fraction
-from optuna_nas.samplers._validation import check_int
+from optuna_nas._validation import check_number
+from optuna_nas._validation import check_int
 
 StateFunction = Callable[[str, Mapping[str, Any]], Hashable]
 
@@ -98,16 +98,12 @@ class MetaQNNSampler(NASSampler):
         super().__init__(seed=seed, reward=reward, pruned=pruned, float_bins=float_bins,
                          avoid_duplicates=avoid_duplicates)
         self._schedule = _check_schedule(epsilon_schedule)
-        self._alpha = check_fraction("learning_rate", learning_rate)
+        self._alpha = check_number("learning_rate", learning_rate, low=0.0, high=1.0)
         if learning_rate == 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}.")
-        self._gamma = check_fraction("discount", discount)
+        self._gamma = check_number("discount", discount, low=0.0, high=1.0)
         self._replay = check_int("replay", replay, minimum=0)
-        if q_init is not None and (
-            isinstance(q_init, bool) or not isinstance(q_init, (int, float)) or not np.isfinite(q_init)
-        ):
-            raise ValueError(f"q_init must be a finite number or None, got {q_init!r}.")
-        self._q_init = None if q_init is None else float(q_init)
+        self._q_init = None if q_init is None else check_number("q_init", q_init)
         if state is not None and not callable(state):
             raise ValueError(f"state must be a function (name, params) -> hashable, got {state!r}.")
         self._state_fn = state or decision_state

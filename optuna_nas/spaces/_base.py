@@ -125,22 +125,3 @@ class Space(abc.ABC):
     @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """Return the space's settings as JSON-safe data."""
-
-
-def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int ``>= minimum``, else raise a ``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return value
-
-
-def check_int_choices(name: str, values: Any, *, minimum: int = 1) -> tuple[int, ...]:
-    """Return ``values`` as a tuple of distinct ints ``>= minimum``, else raise naming ``name``."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-        raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}.")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must hold integers >= {minimum}, got {values!r}.")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{name} must not repeat a value, got {values!r}.")
-    return tuple(values)

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from optuna_nas._validation import check_int
 from optuna_nas.spaces._base import ArchitectureSpec
-from optuna_nas.spaces._base import check_positive_int
 from optuna_nas.spaces._base import Decider
 from optuna_nas.spaces._base import Space
 
@@ -63,9 +63,9 @@ class CellSpec(ArchitectureSpec):
     def __post_init__(self) -> None:
         if len(self.blocks) == 0:
             raise ValueError("blocks must hold at least one block, got ().")
-        check_positive_int("cells_per_stage", self.cells_per_stage)
-        check_positive_int("stages", self.stages)
-        check_positive_int("channels", self.channels)
+        check_int("cells_per_stage", self.cells_per_stage, minimum=1)
+        check_int("stages", self.stages, minimum=1)
+        check_int("channels", self.channels, minimum=1)
         for index, block in enumerate(self.blocks):
             for field in ("input_a", "input_b"):
                 value = getattr(block, field)
@@ -146,8 +146,8 @@ class CellSpace(Space):
         stages: int = 2,
         channels: int = 16,
     ) -> None:
-        self.max_blocks = check_positive_int("max_blocks", max_blocks)
-        self.min_blocks = check_positive_int("min_blocks", min_blocks)
+        self.max_blocks = check_int("max_blocks", max_blocks, minimum=1)
+        self.min_blocks = check_int("min_blocks", min_blocks, minimum=1)
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks must be <= max_blocks={max_blocks}, got {min_blocks!r}.")
         if isinstance(ops, str) or not isinstance(ops, Sequence) or len(ops) == 0:
@@ -158,9 +158,9 @@ class CellSpace(Space):
         if len(set(ops)) != len(ops):
             raise ValueError(f"ops must not repeat an op, got {list(ops)!r}.")
         self.ops = tuple(ops)
-        self.cells_per_stage = check_positive_int("cells_per_stage", cells_per_stage)
-        self.stages = check_positive_int("stages", stages)
-        self.channels = check_positive_int("channels", channels)
+        self.cells_per_stage = check_int("cells_per_stage", cells_per_stage, minimum=1)
+        self.stages = check_int("stages", stages, minimum=1)
+        self.channels = check_int("channels", channels, minimum=1)
 
     def to_dict(self) -> dict[str, Any]:
         return {

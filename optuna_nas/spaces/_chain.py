@@ -7,9 +7,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_int_choices
 from optuna_nas.spaces._base import ArchitectureSpec
-from optuna_nas.spaces._base import check_int_choices
-from optuna_nas.spaces._base import check_positive_int
 from optuna_nas.spaces._base import Decider
 from optuna_nas.spaces._base import Space
 
@@ -57,7 +57,7 @@ class ChainLayer:
         for field in ("kernel", "filters", "stride", "units"):
             value = getattr(self, field)
             if field in needs:
-                check_positive_int(f"{self.type} layer {field}", value)
+                check_int(f"{self.type} layer {field}", value, minimum=1)
             elif value is not None:
                 raise ValueError(f"a {self.type} layer takes no {field}, got {field}={value!r}.")
 
@@ -156,15 +156,15 @@ class ChainSpace(Space):
         max_fc_input_size: int = 8,
         min_pool_size: int = 4,
     ) -> None:
-        self.max_layers = check_positive_int("max_layers", max_layers)
-        self.input_size = check_positive_int("input_size", input_size)
+        self.max_layers = check_int("max_layers", max_layers, minimum=1)
+        self.input_size = check_int("input_size", input_size, minimum=1)
         self.kernel_sizes = tuple(sorted(check_int_choices("kernel_sizes", kernel_sizes)))
         self.filters = check_int_choices("filters", filters)
         self.strides = tuple(sorted(check_int_choices("strides", strides)))
         self.fc_units = check_int_choices("fc_units", fc_units)
-        self.max_fc_layers = check_positive_int("max_fc_layers", max_fc_layers, minimum=0)
-        self.max_fc_input_size = check_positive_int("max_fc_input_size", max_fc_input_size)
-        self.min_pool_size = check_positive_int("min_pool_size", min_pool_size, minimum=2)
+        self.max_fc_layers = check_int("max_fc_layers", max_fc_layers, minimum=0)
+        self.max_fc_input_size = check_int("max_fc_input_size", max_fc_input_size, minimum=1)
+        self.min_pool_size = check_int("min_pool_size", min_pool_size, minimum=2)
 
     def to_dict(self) -> dict[str, Any]:
         return {
