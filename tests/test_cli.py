@@ -125,3 +125,21 @@ def test_console_script_prints_no_traceback_for_user_errors(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_trial_that_raises_ends_only_itself(tmp_path, monkeypatch):
+    from optuna_nas import models
+
+    real_build = models.build_model
+    calls = {"n": 0}
+
+    def build_that_fails_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("a broken op")
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(models, "build_model", build_that_fails_once)
+    url = _search(tmp_path, "--sampler", "random", "--n-trials", "3")
+    states = [t.state.name for t in optuna.load_study(storage=url, study_name="s").trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE"]

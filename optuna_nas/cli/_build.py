@@ -17,12 +17,13 @@ from optuna_nas.samplers import create_sampler
 PLANNED_SAMPLERS = ("reinforce", "enas", "pnas", "evolution-guided")
 
 
-def make_space(config: dict[str, Any], input_shape: tuple[int, int, int] | None) -> spaces.Space:
+def make_space(config: dict[str, Any]) -> spaces.Space:
+    """The space of the saved settings; a chain follows the dataset's image size (``input_shape``)."""
     kind = config["space"]
     if kind == "chain":
         return spaces.ChainSpace(
             max_layers=config["max_layers"], filters=tuple(config["filters"]),
-            input_size=min(input_shape[1:]) if input_shape else 28,
+            input_size=min(config["input_shape"][1:]),
         )
     if kind == "cell":
         return spaces.CellSpace(max_blocks=config["max_blocks"], channels=config["channels"])
@@ -30,6 +31,7 @@ def make_space(config: dict[str, Any], input_shape: tuple[int, int, int] | None)
 
 
 def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
+    """The objective and space of the saved settings (records the dataset's ``input_shape`` in them)."""
     from optuna_nas import objectives
 
     if config.get("benchmark") == "nasbench201":
@@ -39,7 +41,8 @@ def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
     from optuna_nas import data
 
     dataset = data.load(config["dataset"], root=config.get("data_root"))
-    space = make_space(config, dataset.input_shape)
+    config["input_shape"] = list(dataset.input_shape)
+    space = make_space(config)
     store = None
     if config.get("artifact_dir"):
         os.makedirs(config["artifact_dir"], exist_ok=True)

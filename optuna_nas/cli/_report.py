@@ -80,7 +80,7 @@ def qtable(args: argparse.Namespace) -> int:
     config = read_config(study)
     if config["sampler"] != "metaqnn":
         raise CommandError(f"study {args.study_name!r} was searched with {config['sampler']!r}, not metaqnn")
-    space = make_space(config, None) if config["space"] != "chain" else _chain_space(config)
+    space = make_space(config)
     sampler = make_sampler("metaqnn", config["seed"], space)
     table = sampler.q_table(study)  # type: ignore[attr-defined]
     text = json.dumps(table, indent=1)
@@ -91,10 +91,3 @@ def qtable(args: argparse.Namespace) -> int:
     else:
         print(text)
     return 0
-
-
-def _chain_space(config: dict) -> object:
-    from optuna_nas.cli._build import make_space
-    from optuna_nas.data import load
-
-    return make_space(config, load(config["dataset"], root=config.get("data_root")).input_shape)

@@ -122,7 +122,9 @@ def _run(study: optuna.Study, objective: Any, args: argparse.Namespace) -> int:
         callbacks.append(show)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study.optimize(objective, n_trials=args.n_trials, n_jobs=args.n_jobs, callbacks=callbacks)
+        # A trial that raises ends only itself: Optuna records it as failed, with the error.
+        study.optimize(objective, n_trials=args.n_trials, n_jobs=args.n_jobs, callbacks=callbacks,
+                       catch=(Exception,))
     finally:
         if progress is not None:
             progress.close()
