@@ -168,19 +168,18 @@ class NASSampler(BaseSampler, abc.ABC):
         with self._lock:
             known = self._episode_cache.setdefault(key, {})
             result = []
-            for index, trial in enumerate(trials):
+            for trial in trials:
                 started = trial.datetime_start.isoformat() if trial.datetime_start else None
                 cached = known.get(trial.number)
-                if cached is None or cached.started != started or cached.reward is None and trial.state.name == "PRUNED":
+                if cached is None or cached.started != started:
                     break
                 result.append(cached)
             else:
                 return result
-            # A pruned trial's reward may depend on earlier ones; convert from the first new trial on
-            # with the rewards so far.
+            # A pruned trial's reward may depend on the trials before it, so once a trial is new
+            # (or finished out of order) every episode is converted again.
             fresh = episodes(trials, study.directions, self._reward_fn(study), self._pruned)
-            for episode in fresh[len(result):]:
-                known[episode.number] = episode
+            known.update((episode.number, episode) for episode in fresh)
             return fresh
 
     def _learned_state(self, study: optuna.Study, history: list[Episode]) -> Any:
