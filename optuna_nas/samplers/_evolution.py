@@ -18,16 +18,19 @@ from optuna_nas._validation import check_int
 SELECTIONS = ("reward", "pareto")
 
 
+_UNSET = object()
+
+
 @dataclasses.dataclass(frozen=True)
 class _Plan:
     """What a trial does: copy ``parent`` (a trial number) and set decision ``mutation`` to ``value``.
 
-    ``value`` is ``None`` when it is left to be drawn (any value but the parent's).
+    ``value`` is ``_UNSET`` when it is left to be drawn (any value but the parent's).
     """
 
     parent: int | None = None
     mutation: str | None = None
-    value: Any = None
+    value: Any = _UNSET
 
 
 class AgingEvolutionSampler(NASSampler):
@@ -157,22 +160,29 @@ class AgingEvolutionSampler(NASSampler):
 
     def _propose(self, study, trial, name, actions, allowed, rng):  # noqa: ANN001, ANN201
         plan, parent = self._plan(study, trial)
-        if parent is None or name not in parent.params:
+        if parent is None or name not in parent.params or not _within(actions, parent.params[name]):
             return actions.value_of(int(rng.choice(allowed)), rng)
         inherited = parent.params[name]
-        if not actions.distribution._contains(actions.distribution.to_internal_repr(inherited)):
-            return actions.value_of(int(rng.choice(allowed)), rng)
         inherited_action = actions.action_of(inherited)
         if name == plan.mutation:
-            if plan.value is not None and (not actions.exact or actions.action_of(plan.value) in allowed):
+            if plan.value is not _UNSET and _within(actions, plan.value) and (
+                not actions.exact or actions.action_of(plan.value) in allowed
+            ):
                 return plan.value
             others = [a for a in allowed if a != inherited_action] or allowed
-            if not actions.exact and len(others) == len(allowed):
-                others = [a for a in range(actions.size) if a != inherited_action]
             return actions.value_of(int(rng.choice(others)), rng)
         if inherited_action in allowed:
             return inherited
         return actions.value_of(int(rng.choice(allowed)), rng)
+
+
+def _within(actions: ActionSpace, value: Any) -> bool:
+    """Whether ``value`` is a value of the (current) distribution."""
+    distribution = actions.distribution
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
 
 
 def _plan_key(study: optuna.Study, trial: FrozenTrial) -> tuple[Any, ...]:

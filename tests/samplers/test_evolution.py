@@ -75,3 +75,18 @@ def test_pareto_selection_in_multi_objective_studies():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AgingEvolutionSampler(**kwargs)
+
+
+def test_none_is_a_choice_like_any_other():
+    def objective(trial):
+        a = trial.suggest_categorical("a", [None, "x", "y"])
+        b = trial.suggest_categorical("b", [None, 1, 2, 3])
+        return (a is None) + (b or 0)
+
+    sampler = AgingEvolutionSampler(population_size=3, sample_size=2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=12)
+    assert len({(t.params["a"], t.params["b"]) for t in study.trials}) == 12
+    for child in study.trials[3:]:
+        parent = study.trials[child.system_attrs["AgingEvolutionSampler:parent"]]
+        assert sum(child.params[k] != parent.params[k] for k in ("a", "b")) == 1
