@@ -87,6 +87,8 @@ def test_none_is_a_choice_like_any_other():
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=12)
     assert len({(t.params["a"], t.params["b"]) for t in study.trials}) == 12
+    assert any(t.params["a"] is None for t in study.trials[3:])
     for child in study.trials[3:]:
         parent = study.trials[child.system_attrs["AgingEvolutionSampler:parent"]]
-        assert sum(child.params[k] != parent.params[k] for k in ("a", "b")) == 1
+        mutation = child.system_attrs["AgingEvolutionSampler:mutation"]
+        assert child.params[mutation] != parent.params[mutation]
