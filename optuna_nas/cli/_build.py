@@ -9,7 +9,6 @@ import optuna
 
 from optuna_nas import spaces
 from optuna_nas.cli._common import CommandError
-from optuna_nas.objectives._nasbench201 import DEFAULT_TABLE
 from optuna_nas.samplers import available_samplers
 from optuna_nas.samplers import create_sampler
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import optuna
 
-from optuna_nas.cli._build import DEFAULT_TABLE, make_objective, make_sampler
+from optuna_nas.cli._build import make_objective, make_sampler
 from optuna_nas.cli._common import CONFIG_ATTR, CommandError, load_study, open_storage, read_config
+from optuna_nas.objectives import DEFAULT_TABLE
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,13 +88,13 @@ def search(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     """Join an existing study with the settings it was made with."""
-    probe = load_study(args.storage, args.study_name)
-    config = read_config(probe)
+    study = load_study(args.storage, args.study_name)
+    config = read_config(study)
     if args.seed is not None:
         config["seed"] = args.seed
     objective, space = make_objective(config)
     sampler = make_sampler(config["sampler"], config["seed"], space)
-    study = load_study(args.storage, args.study_name, sampler=sampler)
+    study.sampler = sampler
     return _run(study, objective, args)
 
 

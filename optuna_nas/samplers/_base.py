@@ -17,7 +17,6 @@ import abc
 import copy
 import threading
 import zlib
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -142,8 +141,8 @@ class NASSampler(BaseSampler, abc.ABC):
         """A copy of ``state`` that :meth:`_learn` may change without touching the original."""
         return copy.deepcopy(state)
 
-    def _learn(self, state: Any, episode: Episode, history: Sequence[Episode]) -> Any:
-        """The state after ``episode`` finished; ``history`` holds it and every earlier episode."""
+    def _learn(self, state: Any, episode: Episode) -> Any:
+        """The state after ``episode`` finished (episodes arrive in trial-number order)."""
         return state
 
     # -- Shared machinery -----------------------------------------------------------------------
@@ -196,7 +195,7 @@ class NASSampler(BaseSampler, abc.ABC):
                 # Another thread may still be proposing from the cached state: extend a copy.
                 state = self._copy_state(state) if prefix < len(numbers) else state
             for index in range(prefix, len(history)):
-                state = self._learn(state, history[index], history[: index + 1])
+                state = self._learn(state, history[index])
             self._cache[key] = (numbers, state)
             return state
 

@@ -6,9 +6,7 @@ import json
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import optuna
-from optuna.trial import FrozenTrial
 
 from optuna_nas.samplers import rewards
 from optuna_nas.samplers._actions import ActionSpace
@@ -98,9 +96,7 @@ class MetaQNNSampler(NASSampler):
         super().__init__(seed=seed, reward=reward, pruned=pruned, float_bins=float_bins,
                          avoid_duplicates=avoid_duplicates)
         self._schedule = _check_schedule(epsilon_schedule)
-        self._alpha = check_number("learning_rate", learning_rate, low=0.0, high=1.0)
-        if learning_rate == 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}.")
+        self._alpha = check_number("learning_rate", learning_rate, low=0.0, high=1.0, low_open=True)
         self._gamma = check_number("discount", discount, low=0.0, high=1.0)
         self._replay = check_int("replay", replay, minimum=0)
         self._q_init = None if q_init is None else check_number("q_init", q_init)
@@ -151,7 +147,7 @@ class MetaQNNSampler(NASSampler):
             so_far[name] = value
         return steps
 
-    def _learn(self, state: dict[str, Any], episode: Episode, history: Sequence[Episode]) -> dict[str, Any]:
+    def _learn(self, state: dict[str, Any], episode: Episode) -> dict[str, Any]:
         if episode.reward is None:
             return state
         trajectory = self._trajectory(episode)
