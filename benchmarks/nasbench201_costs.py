@@ -20,6 +20,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from optuna_nas.objectives import DEFAULT_TABLE  # noqa: E402
+from optuna_nas.objectives._nasbench201 import NB201_NETWORKS  # noqa: E402
 DEFAULT_OUT = os.path.normpath(os.path.join(HERE, os.pardir, "optuna_nas", "objectives", "data", "nasbench201_costs.csv"))
 FINAL_CHANNELS = 64
 
@@ -34,11 +35,11 @@ def _count(arch: str) -> list[object]:
     torch.set_num_threads(1)
     spec = NASBench201Spec.from_arch_str(arch)
     row: list[object] = [arch]
-    for shape, classes in (((3, 32, 32), 10), ((3, 16, 16), 120)):
+    for shape, classes in (NB201_NETWORKS["cifar10"], NB201_NETWORKS["imagenet16"]):
         cost = count_cost(build_model(spec, input_shape=shape, num_classes=classes), input_shape=shape)
         row += [cost.params, cost.macs]
     c10_params, c10_macs = row[1], row[2]
-    extra = 100 - 10
+    extra = NB201_NETWORKS["cifar100"][1] - NB201_NETWORKS["cifar10"][1]
     row[3:3] = [c10_params + FINAL_CHANNELS * extra + extra, c10_macs + FINAL_CHANNELS * extra]
     return row
 

@@ -110,3 +110,17 @@ def test_runner_multi_objective_and_another_tables_columns(tmp_path):
     for run in runs:
         assert run["pareto"] and all(len(point) == 3 for point in run["pareto"])
         assert 0 < run["hypervolume"] < 1
+
+
+def test_a_tabular_trial_records_its_datasets_network(tmp_path):
+    from optuna_nas import analysis
+
+    objective = objectives.NASBench201(objectives.DEFAULT_TABLE, "imagenet16")
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=1)
+    attrs = study.trials[0].user_attrs
+    assert (attrs["dataset"], attrs["input_shape"], attrs["num_classes"]) == ("imagenet16", [3, 16, 16], 120)
+    with pytest.raises(ValueError, match="no saved weights"):
+        analysis.export(study, 0, str(tmp_path))
+    with pytest.raises(ValueError, match="dataset"):
+        analysis.export(study, 0, str(tmp_path), retrain_epochs=1)

@@ -13,8 +13,6 @@ from optuna.trial import FrozenTrial
 
 from optuna_nas._validation import check_int
 
-#: Input shape and classes of the NAS-Bench-201 networks, by the tabular objective's dataset.
-_NB201_SHAPES = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100), "imagenet16": ((3, 16, 16), 120)}
 
 
 def find_trial(study: optuna.Study, trial_number: int) -> FrozenTrial:
@@ -100,10 +98,9 @@ def export(
     check_int("retrain_epochs", retrain_epochs, minimum=0)
     trial = find_trial(study, trial_number)
     spec = trial_spec(trial)
-    if "input_shape" in trial.user_attrs:
-        input_shape, num_classes = tuple(trial.user_attrs["input_shape"]), trial.user_attrs["num_classes"]
-    else:
-        input_shape, num_classes = _NB201_SHAPES[trial.user_attrs.get("dataset", "cifar10")]
+    if "input_shape" not in trial.user_attrs:
+        raise ValueError(f"trial_number: trial {trial.number} recorded no input_shape to build its network for.")
+    input_shape, num_classes = tuple(trial.user_attrs["input_shape"]), trial.user_attrs["num_classes"]
     torch.manual_seed(seed)
     model = build_model(spec, input_shape=input_shape, num_classes=num_classes)
     if retrain_epochs > 0:

@@ -13,8 +13,9 @@ import optuna
 from optuna_nas._validation import check_one_of
 from optuna_nas.spaces import NASBench201Space
 
-#: Datasets of the benchmark, by their column prefix in the table.
-NB201_DATASETS = ("cifar10", "cifar100", "imagenet16")
+#: The benchmark's network for each dataset (column prefix in the table): input shape, classes.
+NB201_NETWORKS = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100), "imagenet16": ((3, 16, 16), 120)}
+NB201_DATASETS = tuple(NB201_NETWORKS)
 COSTS_FILE = "nasbench201_costs.csv"
 #: The NAS-Bench-201 table shipped with the package.
 DEFAULT_TABLE = str(resources.files("optuna_nas.objectives").joinpath("data", "nasbench201.csv"))
@@ -33,7 +34,8 @@ class NASBench201:
     :mod:`optuna_nas.models` (CIFAR-10: 3x32x32 input, 10 classes; CIFAR-100: 100 classes;
     ImageNet16-120: 3x16x16 input, 120 classes), by ``benchmarks/nasbench201_costs.py``.
 
-    Recorded in ``trial.user_attrs``: ``arch`` (the benchmark's string form) and ``spec_hash``.
+    Recorded in ``trial.user_attrs``: ``arch`` (the benchmark's string form), ``spec_hash``, and the
+    network's ``dataset``, ``input_shape`` and ``num_classes`` (so the cell can be exported).
 
     Args:
         table: Path of a CSV in the NAS-Bench-201 table format (an ``arch`` column and
@@ -83,6 +85,10 @@ class NASBench201:
         arch = spec.arch_str
         trial.set_user_attr("arch", arch)
         trial.set_user_attr("spec_hash", spec.spec_hash)
+        input_shape, num_classes = NB201_NETWORKS[self.dataset]
+        trial.set_user_attr("dataset", self.dataset)
+        trial.set_user_attr("input_shape", list(input_shape))
+        trial.set_user_attr("num_classes", num_classes)
         accuracy = self._signal.get(arch)
         if accuracy is None:
             trial.set_user_attr("fail_reason", f"{arch} is not in the table {self.table}")
