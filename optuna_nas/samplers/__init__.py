@@ -1,14 +1,22 @@
-"""The NAS controllers as Optuna samplers, and Optuna's own samplers by name.
+"""The NAS controllers as Optuna samplers, the base to write more, and Optuna's samplers by name.
 
 ``create_sampler(name, seed=...)`` makes any of them by the name the ``optuna-nas`` command and the
 benchmarks use: Optuna's ``random``, ``tpe`` and ``nsga2``, and the project's ``metaqnn`` and
-``evolution``.
+``evolution``. :class:`NASSampler` is the public base of the project's samplers: subclass it (with
+:class:`Decision`, :class:`Plan`, :class:`Episode`, :class:`ActionSpace`) to write a controller.
 """
 
 from __future__ import annotations
 
+from optuna_nas._decided import mark_decided
 from optuna_nas.samplers import rewards
+from optuna_nas.samplers._actions import ActionSpace
+from optuna_nas.samplers._base import Decision
+from optuna_nas.samplers._base import NASSampler
+from optuna_nas.samplers._base import Plan
 from optuna_nas.samplers._evolution import AgingEvolutionSampler
+from optuna_nas.samplers._history import Episode
+from optuna_nas.samplers._history import RewardLedger
 from optuna_nas.samplers._metaqnn import DEFAULT_EPSILON_SCHEDULE
 from optuna_nas.samplers._metaqnn import MetaQNNSampler
 from optuna_nas.samplers._registry import available_samplers
@@ -19,11 +27,18 @@ register_sampler("metaqnn", lambda *, seed, **options: MetaQNNSampler(seed=seed,
 register_sampler("evolution", lambda *, seed, **options: AgingEvolutionSampler(seed=seed, **options))
 
 __all__ = [
+    "ActionSpace",
     "AgingEvolutionSampler",
     "DEFAULT_EPSILON_SCHEDULE",
+    "Decision",
+    "Episode",
     "MetaQNNSampler",
+    "NASSampler",
+    "Plan",
+    "RewardLedger",
     "available_samplers",
     "create_sampler",
+    "mark_decided",
     "register_sampler",
     "rewards",
 ]

@@ -1,54 +1,147 @@
-"""What every NAS sampler of the project shares.
+"""The public base of the project's samplers, and the contract its hooks keep.
 
-* All decisions are taken one at a time in :meth:`sample_independent` (define-by-run); there is
-  no relative sampling.
-* Learned state is a deterministic function of the finished trials numbered below the current
-  one, in number order, and the seed: :meth:`_learned_state` rebuilds it from storage, keeping an
-  in-memory cache that is extended while trials finish in order and rebuilt when they do not.
-* Randomness for a decision comes from ``(seed, trial.number, decision name)``.
-* An architecture already evaluated (same params) is not proposed again while an unseen one
-  remains: a choice is excluded when every architecture it leads to was evaluated
-  (:mod:`optuna_nas.samplers._dedup`).
+A subclass says how it learns and how it decides; the base does the rest:
+
+* :meth:`NASSampler.initial_state`, :meth:`NASSampler.learn` (and :meth:`NASSampler.copy_state`):
+  the learned state is the fold of ``learn`` over the finished trials numbered below the current
+  one, in number order, as :class:`Episode` objects with settled rewards. The base rebuilds it from
+  storage and caches it (once per trial; checkpoints for the next ones), so it is the same in every
+  thread, process and machine on the storage.
+* :meth:`NASSampler.plan` (optional): the whole architecture chosen before the first decision
+  (evolution's child, a predictor's pick); planned values are taken as they come, if still allowed.
+* :meth:`NASSampler.propose`: one action for one decision, from :class:`Decision`.
+
+Duplicates are avoided for every subclass: an action is allowed unless every architecture it leads
+to was evaluated or is pending (decided and still running in some worker).
 """
 
 from __future__ import annotations
 
 import abc
 import copy
+import dataclasses
 import threading
+import weakref
 import zlib
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
-from optuna_nas.samplers import rewards
-from optuna_nas.samplers._actions import ActionSpace
-from optuna_nas.samplers._dedup import EvaluatedTrie
-from optuna_nas.samplers._history import Episode
-from optuna_nas.samplers._history import episodes
-from optuna_nas.samplers._history import finished_trials
-from optuna_nas.samplers._history import PRUNED_POLICIES
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_seed
+from optuna_nas.samplers import rewards
+from optuna_nas.samplers._actions import ActionSpace
+from optuna_nas.samplers._dedup import DedupKey
+from optuna_nas.samplers._dedup import EvaluatedTrie
+from optuna_nas.samplers._history import PRUNED_POLICIES
+from optuna_nas.samplers._history import Episode
+from optuna_nas.samplers._history import to_episode
+from optuna_nas.samplers._replay import Learner
+from optuna_nas.samplers._replay import StudyReplay
+from optuna_nas.samplers._replay import _StudyReplaced
+
+_TRIAL_CONTEXTS_KEPT = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A whole architecture chosen before a trial's first decision.
+
+    Attributes:
+        params: The value planned for each decision. A decision the plan lacks, or whose planned
+            value is no longer allowed (another worker started that architecture), goes to
+            :meth:`NASSampler.propose`.
+        attrs: What to record about the plan (e.g. the parent and the mutation), written to the
+            trial's system attrs as ``"<class name>:<key>"`` unless the trial was enqueued with
+            fixed params (then the plan is not what the trial ran).
+    """
+
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """Everything :meth:`NASSampler.propose` needs to choose one action.
+
+    Attributes:
+        study: The study.
+        trial: The trial deciding (``trial.params`` holds the decisions already taken).
+        name: The decision's name.
+        actions: Its actions (choices, or bins of a range).
+        allowed: The actions that do not lead only to evaluated or pending architectures (all of
+            them if every one does), in increasing order.
+        state: The learned state of this trial (shared: read it, do not change it).
+        n_finished: How many finished trials the state was learned from.
+        plan: The trial's plan, if :meth:`NASSampler.plan` made one.
+        rng: The random generator of this decision, seeded by ``(seed, trial number, name)``.
+    """
+
+    study: optuna.Study
+    trial: FrozenTrial
+    name: str
+    actions: ActionSpace
+    allowed: list[int]
+    state: Any
+    n_finished: int
+    plan: Plan | None
+    rng: np.random.Generator
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The decisions already taken in this trial, in order."""
+        return self.trial.params
+
+    def random_action(self, among: list[int] | None = None) -> int:
+        """One of ``among`` (default: the allowed actions), uniformly."""
+        choices = self.allowed if among is None else among
+        return int(choices[int(self.rng.integers(len(choices)))])
+
+
+@dataclasses.dataclass
+class _TrialContext:
+    state: Any
+    n_finished: int
+    plan: Plan | None
 
 
 class NASSampler(BaseSampler, abc.ABC):
-    """Base of the project's samplers: history replay, rewards, per-trial randomness, actions.
+    """Base of the project's samplers: history replay, rewards, per-trial randomness, duplicates.
+
+    Subclass it to write a NAS controller: implement :meth:`propose`, and :meth:`initial_state`
+    with :meth:`learn` if the controller learns (and :meth:`plan` if it chooses whole
+    architectures). The README's section for sampler authors has a complete example.
 
     Args:
         seed: Seed of every random draw. ``None`` draws one at construction (not reproducible).
         reward: Reward function for multi-objective studies (see :mod:`optuna_nas.samplers.rewards`);
             default: the first objective, signed by its direction. Single-objective studies use the
             value signed by the direction unless a reward is given.
-        pruned: How a pruned trial is rewarded: ``last_value`` (default), ``worst`` or ``skip``
-            (see :func:`optuna_nas.samplers._history.episodes`).
+        pruned: How a pruned trial is rewarded: ``last_value`` (default: its last reported value,
+            else as ``worst``), ``worst`` (the lowest reward of the complete trials before it) or
+            ``skip``. Failed trials teach nothing. Trials that violate their constraints
+            (``trial.set_constraint``) are rewarded below every feasible one
+            (:class:`~optuna_nas.samplers.RewardLedger`).
         float_bins: Bins a float (or a wide int) range is cut into.
-        avoid_duplicates: Do not complete an architecture that was already evaluated while another
-            choice remains.
+        avoid_duplicates: Do not complete an architecture that was evaluated, or is being evaluated
+            by another worker, while another choice remains.
+        dedup_key: ``dedup_key(params) -> hashable``: architectures with equal keys count as one for
+            duplicate avoidance (returns ``None`` or raises ``KeyError``/``ValueError`` for params
+            that are not a whole architecture yet). Spaces offer one: ``space.dedup_key``. Default:
+            the params themselves.
+
+    Running trials: learning reads finished trials only. A running trial counts for duplicate
+    avoidance once its architecture is decided (``space.suggest`` marks it, or
+    :func:`~optuna_nas.samplers.mark_decided`), in every worker: the pending architecture is not
+    proposed again while it runs (as if it had been evaluated); its result is learned when it
+    finishes.
     """
 
     def __init__(
@@ -59,6 +152,7 @@ class NASSampler(BaseSampler, abc.ABC):
         pruned: str = "last_value",
         float_bins: int = 10,
         avoid_duplicates: bool = True,
+        dedup_key: DedupKey | None = None,
     ) -> None:
         self._seed = check_seed(seed)
         if reward is not None and not callable(reward):
@@ -69,12 +163,95 @@ class NASSampler(BaseSampler, abc.ABC):
         self._pruned = pruned
         self._float_bins = check_int("float_bins", float_bins, minimum=2)
         self._avoid_duplicates = bool(avoid_duplicates)
-        self._lock = threading.RLock()
-        self._cache: dict[tuple[int, int], tuple[list[tuple[int, str | None]], Any]] = {}
-        self._evaluated_cache: dict[tuple[int, int], tuple[list[Any], EvaluatedTrie]] = {}
-        self._episode_cache: dict[tuple[int, int], dict[int, Episode]] = {}
+        if dedup_key is not None and not callable(dedup_key):
+            raise ValueError(f"dedup_key must be a function params -> hashable, got {dedup_key!r}.")
+        self._dedup_key = dedup_key
+        self._init_caches()
 
-    # -- Optuna's sampler interface -------------------------------------------------------------
+    def _init_caches(self) -> None:
+        self._lock = threading.Lock()
+        self._replays: weakref.WeakKeyDictionary[Any, dict[int, StudyReplay]] = weakref.WeakKeyDictionary()
+        self._contexts: OrderedDict[tuple[int, int], _TrialContext] = OrderedDict()
+
+    # -- The hooks ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def propose(self, decision: Decision) -> int:
+        """Choose the action of one decision.
+
+        Args:
+            decision: The decision, the trial's learned state and plan, and its random generator.
+
+        Returns:
+            One of ``decision.allowed`` (an index into ``decision.actions``). The base turns it into
+            a value: the choice itself, or a draw inside the bin.
+        """
+
+    def initial_state(self) -> Any:
+        """The learned state before any trial (default ``None``: the sampler does not learn)."""
+        return None
+
+    def learn(self, state: Any, episode: Episode) -> Any:
+        """The state after ``episode`` finished; episodes arrive in trial-number order.
+
+        It may change ``state`` in place and return it: the base hands it a copy
+        (:meth:`copy_state`) whenever the original is still in use. It must be a function of
+        ``state``, ``episode`` and the seed only (use ``self.rng(episode.number, ...)`` for
+        randomness), so every process learns the same.
+        """
+        return state
+
+    def copy_state(self, state: Any) -> Any:
+        """A copy of ``state`` that :meth:`learn` may change without touching the original."""
+        return copy.deepcopy(state)
+
+    def plan(self, study: optuna.Study, trial: FrozenTrial, state: Any, n_finished: int) -> Plan | None:
+        """Optionally choose the whole architecture before the trial's first decision.
+
+        Args:
+            study: The study.
+            trial: The new trial (no params yet).
+            state: Its learned state (read only).
+            n_finished: How many finished trials the state was learned from.
+
+        Use :meth:`rng` with ``trial.number`` for randomness and :meth:`is_evaluated` to skip
+        architectures already evaluated or pending. Default: no plan.
+        """
+        return None
+
+    # -- Helpers for subclasses ---------------------------------------------------------------------
+
+    @property
+    def seed(self) -> int:
+        """The seed every draw derives from."""
+        return self._seed
+
+    def rng(self, trial_number: int, *keys: str) -> np.random.Generator:
+        """The random generator of ``(seed, trial_number, *keys)``: the same in every process."""
+        words = [self._seed, trial_number] + [zlib.crc32(key.encode()) for key in keys]
+        return np.random.default_rng(words)
+
+    def reward_function(self, study: optuna.Study) -> rewards.RewardFunction:
+        """The reward of a complete trial's values (see the ``reward`` argument)."""
+        return self._reward or rewards.first_objective
+
+    def actions(self, distribution: BaseDistribution) -> ActionSpace:
+        """The actions of ``distribution`` under this sampler's binning."""
+        return ActionSpace(distribution, self._float_bins)
+
+    def is_evaluated(self, study: optuna.Study, params: dict[str, Any]) -> bool:
+        """Whether the architecture of ``params`` was evaluated or is pending (decided, running)."""
+        replay = self._study_replay(study)
+        with replay.lock:
+            return replay.trie.contains(params)
+
+    def learned_state(self, study: optuna.Study, *, before: int | None = None) -> Any:
+        """The learned state from the study's finished trials numbered below ``before`` (all: ``None``),
+        read from storage now."""
+        replay = self._synced_replay(study, current=None)
+        return replay.state_before(before)
+
+    # -- Optuna's sampler interface -----------------------------------------------------------------
 
     def reseed_rng(self) -> None:
         """Keep the seed.
@@ -92,112 +269,111 @@ class NASSampler(BaseSampler, abc.ABC):
     ) -> dict[str, Any]:
         return {}
 
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        context = self._context(study, trial)
+        if context.plan is None or not context.plan.attrs or "fixed_params" in trial.system_attrs:
+            return
+        prefix = type(self).__name__
+        for key, value in context.plan.attrs.items():
+            study._storage.set_trial_system_attr(trial._trial_id, f"{prefix}:{key}", value)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any
+    ) -> None:
+        with self._lock:
+            self._contexts.pop((id(study._storage), trial._trial_id), None)
+
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        actions = ActionSpace(param_distribution, self._float_bins)
-        rng = self._rng(trial.number, param_name)
+        actions = self.actions(param_distribution)
+        rng = self.rng(trial.number, param_name)
         if actions.size == 1:
             return actions.value_of(0, rng)
+        context = self._context(study, trial)
         allowed = self._allowed_actions(study, trial, param_name, actions)
-        return self._propose(study, trial, param_name, actions, allowed, rng)
+        if context.plan is not None and param_name in context.plan.params:
+            planned = context.plan.params[param_name]
+            if actions.contains(planned) and (not actions.exact or actions.action_of(planned) in allowed):
+                return planned
+        decision = Decision(study, trial, param_name, actions, allowed, context.state, context.n_finished,
+                            context.plan, rng)
+        action = self.propose(decision)
+        if not isinstance(action, (int, np.integer)) or not 0 <= action < actions.size:
+            raise RuntimeError(
+                f"{type(self).__name__}.propose returned {action!r} for {param_name!r}; "
+                f"expected an action in [0, {actions.size})."
+            )
+        return actions.value_of(int(action), rng)
+
+    # -- Pickling (Optuna copies samplers; caches are rebuilt from storage) --------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_lock"] = None
-        state["_cache"] = {}
-        state["_evaluated_cache"] = {}
-        state["_episode_cache"] = {}
+        for key in ("_lock", "_replays", "_contexts"):
+            state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.RLock()
+        self._init_caches()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NASSampler:
         clone = copy.copy(self)
         clone.__setstate__(self.__getstate__())
         return clone
 
-    # -- What subclasses implement --------------------------------------------------------------
+    # -- Machinery --------------------------------------------------------------------------------
 
-    @abc.abstractmethod
-    def _propose(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        name: str,
-        actions: ActionSpace,
-        allowed: list[int],
-        rng: np.random.Generator,
-    ) -> Any:
-        """Return the value of decision ``name``: one of ``allowed`` actions (or a value within it)."""
+    def _convert(self, study: optuna.Study) -> Any:
+        directions: list[StudyDirection] = list(study.directions)
+        reward_fn = self.reward_function(study)
+        return lambda trial: to_episode(trial, directions, reward_fn, self._pruned)
 
-    def _initial_state(self) -> Any:
-        """The learned state before any trial."""
-        return None
-
-    def _copy_state(self, state: Any) -> Any:
-        """A copy of ``state`` that :meth:`_learn` may change without touching the original."""
-        return copy.deepcopy(state)
-
-    def _learn(self, state: Any, episode: Episode) -> Any:
-        """The state after ``episode`` finished (episodes arrive in trial-number order)."""
-        return state
-
-    # -- Shared machinery -----------------------------------------------------------------------
-
-    @property
-    def seed(self) -> int:
-        """The seed every draw derives from."""
-        return self._seed
-
-    def _rng(self, trial_number: int, *keys: str) -> np.random.Generator:
-        words = [self._seed, trial_number] + [zlib.crc32(key.encode()) for key in keys]
-        return np.random.default_rng(words)
-
-    def _reward_fn(self, study: optuna.Study) -> rewards.RewardFunction:
-        return self._reward or rewards.first_objective
-
-    def _episodes(self, study: optuna.Study, before: int | None) -> list[Episode]:
-        """Episodes of the finished trials numbered below ``before``; finished trials never change,
-        so those already converted are reused."""
-        trials = finished_trials(study, before=before)
-        key = (id(study._storage), study._study_id)
+    def _study_replay(self, study: optuna.Study) -> StudyReplay:
         with self._lock:
-            known = self._episode_cache.setdefault(key, {})
-            result = []
-            for trial in trials:
-                started = trial.datetime_start.isoformat() if trial.datetime_start else None
-                cached = known.get(trial.number)
-                if cached is None or cached.started != started:
-                    break
-                result.append(cached)
-            else:
-                return result
-            # A pruned trial's reward may depend on the trials before it, so once a trial is new
-            # (or finished out of order) every episode is converted again.
-            fresh = episodes(trials, study.directions, self._reward_fn(study), self._pruned)
-            known.update((episode.number, episode) for episode in fresh)
-            return fresh
+            by_study = self._replays.get(study._storage)
+            if by_study is None:
+                by_study = self._replays[study._storage] = {}
+            replay = by_study.get(study._study_id)
+            if replay is None:
+                learner = Learner(self.initial_state, self.learn, self.copy_state, self._convert(study), self._pruned)
+                trie = EvaluatedTrie(self._float_bins, self._dedup_key)
+                replay = by_study[study._study_id] = StudyReplay(learner, trie)
+            return replay
 
-    def _learned_state(self, study: optuna.Study, history: list[Episode]) -> Any:
-        """The state after every episode of ``history`` (in number order), from the cache if it can."""
-        key = (id(study._storage), study._study_id)
-        numbers = [(e.number, e.started) for e in history]
+    def _synced_replay(self, study: optuna.Study, current: int | None) -> StudyReplay:
+        """The study's replay, after taking in the trials storage holds now."""
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        replay = self._study_replay(study)
+        try:
+            replay.sync(trials, current=current)
+        except _StudyReplaced:
+            with self._lock:
+                self._replays[study._storage].pop(study._study_id, None)
+            replay = self._study_replay(study)
+            replay.sync(trials, current=current)
+        return replay
+
+    def _context(self, study: optuna.Study, trial: FrozenTrial) -> _TrialContext:
+        key = (id(study._storage), trial._trial_id)
         with self._lock:
-            cached_numbers, state = self._cache.get(key, ([], None))
-            prefix = len(cached_numbers)
-            reusable = cached_numbers == numbers[:prefix] and state is not None
-            if not reusable:
-                prefix, state = 0, self._initial_state()
-            else:
-                # Another thread may still be proposing from the cached state: extend a copy.
-                state = self._copy_state(state) if prefix < len(numbers) else state
-            for index in range(prefix, len(history)):
-                state = self._learn(state, history[index])
-            self._cache[key] = (numbers, state)
-            return state
+            context = self._contexts.get(key)
+        if context is not None:
+            return context
+        replay = self._synced_replay(study, current=trial.number)
+        with replay.lock:
+            state = replay.state_before(trial.number)
+            n_finished = replay.n_finished(trial.number)
+        plan = self.plan(study, trial, state, n_finished)
+        if plan is not None and not isinstance(plan, Plan):
+            raise RuntimeError(f"{type(self).__name__}.plan returned {plan!r}; expected a Plan or None.")
+        context = _TrialContext(state, n_finished, plan)
+        with self._lock:
+            context = self._contexts.setdefault(key, context)
+            while len(self._contexts) > _TRIAL_CONTEXTS_KEPT:
+                self._contexts.popitem(last=False)
+        return context
 
     def _allowed_actions(
         self, study: optuna.Study, trial: FrozenTrial, name: str, actions: ActionSpace
@@ -205,22 +381,16 @@ class NASSampler(BaseSampler, abc.ABC):
         everything = list(range(actions.size))
         if not self._avoid_duplicates or not actions.exact:
             return everything
-        values = {action: actions.value_of(action, np.random.default_rng(0)) for action in everything}
-        try:
-            seen = self._evaluated(study).exhausted_choices(trial.params, name, values.values())
-        except TypeError:  # unhashable choices cannot be compared
-            return everything
-        fresh = [action for action in everything if values[action] not in seen]
+        values = actions.values()
+        replay = self._synced_replay(study, current=trial.number)
+        with replay.lock:
+            seen = replay.trie.exhausted_choices(trial.params, name, values)
+        fresh = [action for action in everything if not _member(values[action], seen)]
         return fresh or everything
 
-    def _evaluated(self, study: optuna.Study) -> EvaluatedTrie:
-        trials = finished_trials(study)
-        key = (id(study._storage), study._study_id)
-        fingerprint = [(t.number, t.datetime_start) for t in trials]
-        with self._lock:
-            cached = self._evaluated_cache.get(key)
-            if cached is not None and cached[0] == fingerprint:
-                return cached[1]
-            trie = EvaluatedTrie(((t.params, t.distributions) for t in trials), self._float_bins)
-            self._evaluated_cache[key] = (fingerprint, trie)
-            return trie
+
+def _member(value: Any, values: set[Any]) -> bool:
+    try:
+        return value in values
+    except TypeError:
+        return False

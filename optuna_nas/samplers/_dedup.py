@@ -1,83 +1,160 @@
-"""Which choices would only lead back to architectures already evaluated.
+"""Which choices would only lead back to architectures already evaluated, or under evaluation.
 
-Evaluated trials form a trie of their decisions, in the order they were taken. A node (a prefix of
-decisions) is exhausted when a trial ended there, or when the decision that follows it has finitely
-many choices and every one leads to an exhausted node. The space asks the same next decision after
-the same earlier decisions, so the decision after a prefix is known from any trial that shares it.
+Trials form a trie of their decisions, in the order they were taken. A node (a prefix of decisions)
+is exhausted when a whole architecture ended there (evaluated, or pending: decided and still
+running), or when the decision that follows it has finitely many choices and every one leads to an
+exhausted node. The space asks the same next decision after the same earlier decisions, so the
+decision after a prefix is known from any trial that went past it. A trial cut short (pruned or
+failed before its architecture was whole) adds its prefix but ends nothing, so it hides nothing.
+
+Trials are added one at a time at the cost of their own decisions (the exhausted flags change only
+along the new path); pending architectures are added and taken back the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, Callable
 
 from optuna.distributions import BaseDistribution
 
 from optuna_nas.samplers._actions import ActionSpace
 
+#: ``dedup_key(params) -> hashable``: equal keys are the same architecture; ``None`` for params that
+#: are not a whole architecture yet.
+DedupKey = Callable[[Mapping[str, Any]], Hashable]
+
 
 class _Node:
-    __slots__ = ("children", "ended", "next_size", "exhausted")
+    __slots__ = ("children", "parent", "ended", "pending", "next_size", "exhausted")
 
-    def __init__(self) -> None:
+    def __init__(self, parent: _Node | None) -> None:
         self.children: dict[Any, _Node] = {}
+        self.parent = parent
         self.ended = False
+        self.pending = 0
         self.next_size: int | None = None  # choices of the next decision, if finite and known
         self.exhausted = False
 
+    def refresh(self) -> None:
+        self.exhausted = self.ended or self.pending > 0 or (
+            self.next_size is not None
+            and len(self.children) >= self.next_size
+            and all(child.exhausted for child in self.children.values())
+        )
+
 
 class EvaluatedTrie:
-    """The decisions of evaluated trials, to tell which choices reach only seen architectures."""
+    """The decisions of evaluated (and pending) trials, to tell which choices reach only seen ones.
 
-    def __init__(self, trials: Iterable[tuple[Mapping[str, Any], Mapping[str, BaseDistribution]]], bins: int) -> None:
-        self._root = _Node()
-        for params, distributions in trials:
-            node = self._root
-            try:
-                for name, value in params.items():
-                    actions = ActionSpace(distributions[name], bins)
-                    node.next_size = actions.size if actions.exact else None
-                    node = node.children.setdefault((name, value), _Node())
-                node.ended = True
-            except TypeError:  # an unhashable value: such trials cannot be compared
-                continue
-        _mark_exhausted(self._root)
+    Args:
+        bins: Bins of float and wide int distributions (as in :class:`ActionSpace`).
+        dedup_key: Optional canonical key of whole architectures: an architecture whose key was
+            evaluated (or is pending) counts as evaluated, whatever its decisions.
+    """
 
-    def contains(self, params: Mapping[str, Any]) -> bool:
-        """Whether a trial with exactly these decisions, in this order, was evaluated."""
+    def __init__(self, bins: int, dedup_key: DedupKey | None = None) -> None:
+        self._root = _Node(None)
+        self._bins = bins
+        self._dedup_key = dedup_key
+        self._keys: dict[Hashable, int] = {}  # key -> evaluated (or pending) architectures with it
+        self._sizes: dict[BaseDistribution, int | None] = {}
+
+    def _next_size(self, distribution: BaseDistribution) -> int | None:
+        size = self._sizes.get(distribution, -1)
+        if size == -1:
+            actions = ActionSpace(distribution, self._bins)
+            size = self._sizes[distribution] = actions.size if actions.exact else None
+        return size
+
+    def key_of(self, params: Mapping[str, Any]) -> Hashable | None:
+        """The canonical key of ``params`` (``None`` without a key function or if not whole)."""
+        if self._dedup_key is None:
+            return None
+        try:
+            return self._dedup_key(params)
+        except (KeyError, ValueError, TypeError):
+            return None
+
+    def add(
+        self,
+        params: Mapping[str, Any],
+        distributions: Mapping[str, BaseDistribution],
+        *,
+        whole: bool,
+        pending: bool = False,
+    ) -> None:
+        """Add a trial's decisions; ``whole`` ends an architecture there (``pending``: for now).
+
+        Trials with unhashable values are left out: they cannot be compared.
+        """
+        try:
+            path = [(name, value) for name, value in params.items()]
+            hash(tuple(path))
+        except TypeError:
+            return
         node = self._root
+        for name, value in path:
+            node.next_size = self._next_size(distributions[name])
+            node = node.children.setdefault((name, value), _Node(node))
+        if whole:
+            if pending:
+                node.pending += 1
+            else:
+                node.ended = True
+            key = self.key_of(params)
+            if key is not None:
+                self._keys[key] = self._keys.get(key, 0) + 1
+        self._refresh_up(node)
+
+    def remove_pending(self, params: Mapping[str, Any]) -> None:
+        """Take back a pending architecture added with ``add(..., pending=True)``."""
+        node = self._find(params)
+        if node is None or node.pending == 0:
+            return
+        node.pending -= 1
+        key = self.key_of(params)
+        if key is not None and self._keys.get(key):
+            self._keys[key] -= 1
+            if not self._keys[key]:
+                del self._keys[key]
+        self._refresh_up(node)
+
+    def _refresh_up(self, node: _Node | None) -> None:
+        # Every node on the path may have a new child or a newly known next decision.
+        while node is not None:
+            node.refresh()
+            node = node.parent
+
+    def _find(self, params: Mapping[str, Any]) -> _Node | None:
+        node: _Node | None = self._root
         try:
             for key in params.items():
-                node = node.children.get(key)  # type: ignore[assignment]
-                if node is None:
-                    return False
+                node = node.children.get(key) if node is not None else None
         except TypeError:
-            return False
-        return node.ended
+            return None
+        return node
+
+    def contains(self, params: Mapping[str, Any]) -> bool:
+        """Whether exactly these decisions (or an architecture with the same key) were evaluated
+        or are pending."""
+        node = self._find(params)
+        if node is not None and (node.ended or node.pending):
+            return True
+        key = self.key_of(params)
+        return key is not None and key in self._keys
 
     def exhausted_choices(self, params: Mapping[str, Any], name: str, values: Iterable[Any]) -> set[Any]:
         """Of ``values`` for decision ``name`` after ``params``, those that lead only to seen ones."""
-        node = self._root
-        for key in params.items():
-            node = node.children.get(key)  # type: ignore[assignment]
-            if node is None:
-                return set()
+        node = self._find(params)
         result = set()
         for value in values:
-            child = node.children.get((name, value))
+            try:
+                child = node.children.get((name, value)) if node is not None else None
+            except TypeError:
+                continue
             if child is not None and child.exhausted:
                 result.add(value)
+            elif self._keys and self.key_of({**params, name: value}) in self._keys:
+                result.add(value)
         return result
-
-
-def _mark_exhausted(root: _Node) -> None:
-    order, stack = [], [root]
-    while stack:  # iterative post-order: deep spaces must not hit the recursion limit
-        node = stack.pop()
-        order.append(node)
-        stack.extend(node.children.values())
-    for node in reversed(order):
-        if node.ended:
-            node.exhausted = True
-        elif node.next_size is not None and len(node.children) >= node.next_size:
-            node.exhausted = all(child.exhausted for child in node.children.values())

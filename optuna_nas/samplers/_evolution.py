@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
 from optuna_nas.samplers import rewards
-from optuna_nas.samplers._actions import ActionSpace
+from optuna_nas.samplers._base import Decision
 from optuna_nas.samplers._base import NASSampler
+from optuna_nas.samplers._base import Plan
+from optuna_nas.samplers._dedup import DedupKey
 from optuna_nas.samplers._history import Episode
 from optuna_nas._validation import check_int
 
 SELECTIONS = ("reward", "pareto")
-
-
-_UNSET = object()
-
-
-@dataclasses.dataclass(frozen=True)
-class _Plan:
-    """What a trial does: copy ``parent`` (a trial number) and set decision ``mutation`` to ``value``.
-
-    ``value`` is ``_UNSET`` when it is left to be drawn (any value but the parent's).
-    """
-
-    parent: int | None = None
-    mutation: str | None = None
-    value: Any = _UNSET
 
 
 class AgingEvolutionSampler(NASSampler):
@@ -42,12 +26,15 @@ class AgingEvolutionSampler(NASSampler):
     (so the oldest leaves as each new one finishes). While fewer exist, trials are random. A trial
     draws ``sample_size`` members with replacement; the best of them (by reward, or with
     ``selection="pareto"`` one drawn uniformly from the non-dominated ones by the study's objective
-    values) is the parent. The child inherits every decision of the parent but one, drawn uniformly
-    from the parent's decisions that have a choice, which takes another value. Decisions the parent
-    lacks (a conditional space took another branch) are drawn at random.
+    values; a feasible member always beats one that violates its constraints) is the parent. The
+    child is planned before its first decision: it inherits every decision of the parent but one,
+    which takes another value; decisions and values are tried in random order and the first child
+    that was neither evaluated nor is pending in another worker wins. Decisions the parent lacks (a
+    conditional space took another branch) are drawn at random.
 
     The parent and the mutated decision are recorded in the trial's system attrs
-    (``AgingEvolutionSampler:parent``, ``AgingEvolutionSampler:mutation``).
+    (``AgingEvolutionSampler:parent``, ``AgingEvolutionSampler:mutation``), except for enqueued
+    trials.
 
     Args:
         population_size: P, the number of live members (the paper: 100).
@@ -55,7 +42,8 @@ class AgingEvolutionSampler(NASSampler):
             budgets of 100 to 300 trials; they were chosen on the 12-epoch validation signal of
             NAS-Bench-201's CIFAR-100 and ImageNet16-120 columns, never on a test column.
         selection: ``reward`` or ``pareto`` (multi-objective studies).
-        seed, reward, pruned, float_bins, avoid_duplicates: As in the shared sampler base.
+        seed, reward, pruned, float_bins, avoid_duplicates, dedup_key: As in
+            :class:`~optuna_nas.samplers.NASSampler`.
 
     Example:
         >>> import optuna
@@ -77,113 +65,91 @@ class AgingEvolutionSampler(NASSampler):
         pruned: str = "last_value",
         float_bins: int = 10,
         avoid_duplicates: bool = True,
+        dedup_key: DedupKey | None = None,
     ) -> None:
         super().__init__(seed=seed, reward=reward, pruned=pruned, float_bins=float_bins,
-                         avoid_duplicates=avoid_duplicates)
+                         avoid_duplicates=avoid_duplicates, dedup_key=dedup_key)
         self._population_size = check_int("population_size", population_size, minimum=1)
         self._sample_size = check_int("sample_size", sample_size, minimum=1)
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}.")
         self._selection = selection
-        self._plans: dict[tuple[Any, ...], tuple[_Plan, Episode | None]] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_plans"] = {}
-        return state
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        plan, _ = self._plan(study, trial)
-        if plan.parent is not None:
-            prefix = type(self).__name__
-            study._storage.set_trial_system_attr(trial._trial_id, f"{prefix}:parent", plan.parent)
-            study._storage.set_trial_system_attr(trial._trial_id, f"{prefix}:mutation", plan.mutation)
-
-    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
-        with self._lock:
-            self._plans.pop(_plan_key(study, trial), None)
 
     def population(self, study: optuna.Study, *, before: int | None = None) -> list[Episode]:
-        """The live members: the last ``population_size`` finished trials with a reward."""
-        history = [e for e in self._episodes(study, before=before) if e.reward is not None]
-        return history[-self._population_size :]
+        """The live members (the last ``population_size`` finished trials with a reward), read from
+        storage now."""
+        return list(self.learned_state(study, before=before))
 
-    def _plan(self, study: optuna.Study, trial: FrozenTrial) -> tuple[_Plan, Episode | None]:
-        key = _plan_key(study, trial)
-        with self._lock:
-            if key in self._plans:
-                return self._plans[key]
-        population = self.population(study, before=trial.number)
-        plan, parent = _Plan(), None
-        if len(population) >= self._population_size:
-            rng = self._rng(trial.number, "tournament")
-            contenders = [population[i] for i in rng.integers(0, len(population), size=self._sample_size)]
-            parent = self._select(study, contenders, rng)
-            plan = self._mutate(study, parent, rng)
-        with self._lock:
-            self._plans[key] = (plan, parent)
-        return plan, parent
+    # -- Learning: the population is the last P rewarded episodes -------------------------------
 
-    def _mutate(self, study: optuna.Study, parent: Episode, rng: np.random.Generator) -> _Plan:
+    def initial_state(self) -> list[Episode]:
+        return []
+
+    def copy_state(self, state: list[Episode]) -> list[Episode]:
+        return list(state)
+
+    def learn(self, state: list[Episode], episode: Episode) -> list[Episode]:
+        if episode.reward is not None:
+            state.append(episode)
+            if len(state) > self._population_size:
+                del state[0]
+        return state
+
+    # -- Deciding -------------------------------------------------------------------------------
+
+    def plan(self, study: optuna.Study, trial: FrozenTrial, state: list[Episode], n_finished: int) -> Plan | None:
+        if len(state) < self._population_size:
+            return None
+        rng = self.rng(trial.number, "tournament")
+        contenders = [state[i] for i in rng.integers(0, len(state), size=self._sample_size)]
+        parent = self._select(study, contenders, rng)
+        return self._mutate(study, parent, rng)
+
+    def _mutate(self, study: optuna.Study, parent: Episode, rng: np.random.Generator) -> Plan:
         """Pick the decision to change and its new value: decisions in random order, values in
-        random order, the first child not already evaluated wins (the decisions after a changed
-        one that the parent lacks are drawn later, so such a child counts as new)."""
-        trie = self._evaluated(study) if self._avoid_duplicates else None
-        mutable = [
-            name for name, distribution in parent.distributions.items()
-            if ActionSpace(distribution, self._float_bins).size > 1
-        ]
+        random order, the first child not evaluated (nor pending) wins. The decisions after a changed
+        one that the parent lacks are drawn later, so such a child counts as new."""
+        attrs = {"parent": parent.number}
+        mutable = [name for name, d in parent.distributions.items() if self.actions(d).size > 1]
         for index in rng.permutation(len(mutable)):
             name = mutable[int(index)]
-            actions = ActionSpace(parent.distributions[name], self._float_bins)
+            actions = self.actions(parent.distributions[name])
             current = actions.action_of(parent.params[name])
             for action in rng.permutation(actions.size):
                 if int(action) == current:
                     continue
-                value = actions.value_of(int(action), rng)
-                if trie is None or not actions.exact or not trie.contains({**parent.params, name: value}):
-                    return _Plan(parent=parent.number, mutation=name, value=value)
+                child = {**parent.params, name: actions.value_of(int(action), rng)}
+                if not self._avoid_duplicates or not actions.exact or not self.is_evaluated(study, child):
+                    return Plan(params=child, attrs={**attrs, "mutation": name})
         # Every one-step neighbour was evaluated: mutate anyway and let the draw decide.
-        name = mutable[int(rng.integers(len(mutable)))] if mutable else None
-        return _Plan(parent=parent.number, mutation=name)
+        if not mutable:
+            return Plan(params=dict(parent.params), attrs={**attrs, "mutation": None})
+        name = mutable[int(rng.integers(len(mutable)))]
+        inherited = {key: value for key, value in parent.params.items() if key != name}
+        return Plan(params=inherited, attrs={**attrs, "mutation": name})
 
     def _select(self, study: optuna.Study, contenders: list[Episode], rng: np.random.Generator) -> Episode:
-        if self._selection == "reward" or any(c.values is None for c in contenders):
-            return max(contenders, key=lambda c: c.reward)  # first drawn wins ties
+        feasible = [c for c in contenders if c.feasible]
+        if not feasible:
+            return min(contenders, key=lambda c: c.violation)  # first drawn wins ties
+        if self._selection == "reward" or any(c.values is None for c in feasible):
+            return max(feasible, key=lambda c: c.reward)
         signs = np.array([1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions])
-        losses = np.array([np.asarray(c.values) * signs for c in contenders])
+        losses = np.array([np.asarray(c.values) * signs for c in feasible])
         front = [
-            i for i in range(len(contenders))
-            if not any(np.all(losses[j] <= losses[i]) and np.any(losses[j] < losses[i]) for j in range(len(contenders)))
+            i for i in range(len(feasible))
+            if not any(np.all(losses[j] <= losses[i]) and np.any(losses[j] < losses[i]) for j in range(len(feasible)))
         ]
-        return contenders[int(rng.choice(front))]
+        return feasible[int(rng.choice(front))]
 
-    def _propose(self, study, trial, name, actions, allowed, rng):  # noqa: ANN001, ANN201
-        plan, parent = self._plan(study, trial)
-        if parent is None or name not in parent.params or not _within(actions, parent.params[name]):
-            return actions.value_of(int(rng.choice(allowed)), rng)
-        inherited = parent.params[name]
-        inherited_action = actions.action_of(inherited)
-        if name == plan.mutation:
-            if plan.value is not _UNSET and _within(actions, plan.value) and (
-                not actions.exact or actions.action_of(plan.value) in allowed
-            ):
-                return plan.value
-            others = [a for a in allowed if a != inherited_action] or allowed
-            return actions.value_of(int(rng.choice(others)), rng)
-        if inherited_action in allowed:
-            return inherited
-        return actions.value_of(int(rng.choice(allowed)), rng)
-
-
-def _within(actions: ActionSpace, value: Any) -> bool:
-    """Whether ``value`` is a value of the (current) distribution."""
-    distribution = actions.distribution
-    try:
-        return bool(distribution._contains(distribution.to_internal_repr(value)))
-    except (ValueError, TypeError):
-        return False
-
-
-def _plan_key(study: optuna.Study, trial: FrozenTrial) -> tuple[Any, ...]:
-    return (id(study._storage), study._study_id, trial._trial_id, trial.datetime_start)
+    def propose(self, decision: Decision) -> int:
+        plan = decision.plan
+        if plan is None or decision.name != plan.attrs.get("mutation"):
+            return decision.random_action()
+        # The mutated decision, whose planned value is taken: any other value than the parent's.
+        parent = next((e for e in decision.state if e.number == plan.attrs["parent"]), None)
+        inherited = parent.params.get(decision.name) if parent is not None else None
+        if inherited is None or not decision.actions.contains(inherited):
+            return decision.random_action()
+        others = [a for a in decision.allowed if a != decision.actions.action_of(inherited)]
+        return decision.random_action(others or None)

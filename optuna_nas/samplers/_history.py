@@ -1,4 +1,11 @@
-"""The study's finished trials as episodes: decisions in the order they were taken, and a reward."""
+"""Finished trials as episodes: decisions in the order they were taken, and a reward.
+
+A trial's own record (params, values, state, constraints) never changes once it finished, so it is
+converted once (:func:`to_episode`). What depends on the trials before it - the reward of a pruned
+trial rewarded as the worst so far, and of a trial that violates its constraints - is settled while
+the episodes are replayed in trial-number order (:class:`RewardLedger`), so it is the same function of
+the history in every process, whatever order the trials finished in.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._decided import is_decided
 from optuna_nas.samplers.rewards import RewardFunction
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -27,11 +35,16 @@ class Episode:
         params: Its decisions, in the order they were taken (Optuna keeps that order in every
             storage).
         distributions: The distribution of each decision.
-        reward: Higher is better; ``None`` for failed trials and for pruned ones the policy skips.
+        reward: Higher is better. ``None`` when there is nothing to learn: a failed trial, a pruned
+            one the policy skips, or a pruned one with no reward to compare with yet.
         values: The objective values (``None`` unless complete).
         state: The trial's final state.
-        started: When the trial started (ISO format), which tells apart trials of equal numbers in
-            different studies.
+        violation: How far the trial is from feasible: the sum of its positive constraint values
+            (``trial.set_constraint``); 0 when feasible or unconstrained.
+        whole: Whether every architecture decision was taken: complete trials, trials marked decided
+            (:func:`optuna_nas.samplers.mark_decided`), and trials that reported an intermediate value
+            (objectives decide before they train). A pruned or failed trial that is not whole was cut
+            short, and its decisions are only a prefix of an architecture.
     """
 
     number: int
@@ -40,15 +53,114 @@ class Episode:
     reward: float | None
     values: tuple[float, ...] | None
     state: TrialState
-    started: str | None = None
+    violation: float = 0.0
+    whole: bool = True
+
+    @property
+    def feasible(self) -> bool:
+        """Whether every constraint of the trial holds."""
+        return self.violation <= 0.0
 
 
-def finished_trials(study: optuna.Study, *, before: int | None = None) -> list[FrozenTrial]:
-    """Finished trials (complete, pruned, failed) numbered below ``before``, in number order."""
-    trials = study._get_trials(deepcopy=False, states=FINISHED, use_cache=True)
-    if before is not None:
-        trials = [t for t in trials if t.number < before]
-    return sorted(trials, key=lambda t: t.number)
+def is_whole(trial: FrozenTrial) -> bool:
+    """Whether every architecture decision of ``trial`` was taken (see :attr:`Episode.whole`)."""
+    return (
+        trial.state == TrialState.COMPLETE
+        or is_decided(trial.system_attrs)
+        or bool(trial.intermediate_values)
+    )
+
+
+def violation_of(trial: FrozenTrial) -> float:
+    """The sum of the positive constraint values of ``trial`` (0 when it is feasible)."""
+    total = 0.0
+    for value in trial.constraints.values():
+        value = float(value)
+        total += value if value > 0 else 0.0
+    return total
+
+
+def to_episode(
+    trial: FrozenTrial,
+    directions: Sequence[optuna.study.StudyDirection],
+    reward_fn: RewardFunction,
+    pruned: str,
+) -> Episode:
+    """Convert one finished trial; rewards that depend on earlier trials stay unsettled.
+
+    Complete trials get ``reward_fn(values, directions)`` (``None`` if not finite). A pruned trial
+    under ``last_value`` with one objective gets its last reported value, signed by the direction;
+    other pruned trials (except under ``skip``) get their reward from :class:`RewardLedger`.
+    """
+    reward: float | None = None
+    values = None
+    if trial.state == TrialState.COMPLETE and trial.values is not None:
+        values = tuple(float(v) for v in trial.values)
+        reward = float(reward_fn(values, directions))
+        reward = reward if math.isfinite(reward) else None
+    elif trial.state == TrialState.PRUNED and pruned == "last_value" and len(directions) == 1:
+        if trial.intermediate_values:
+            last = float(trial.intermediate_values[max(trial.intermediate_values)])
+            sign = 1.0 if directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+            reward = sign * last if math.isfinite(last) else None
+    return Episode(
+        number=trial.number,
+        params=dict(trial.params),
+        distributions=dict(trial.distributions),
+        reward=reward,
+        values=values,
+        state=trial.state,
+        violation=violation_of(trial),
+        whole=is_whole(trial),
+    )
+
+
+@dataclasses.dataclass
+class RewardLedger:
+    """Settles the rewards that depend on earlier trials, replayed in trial-number order.
+
+    * A pruned trial without a reward of its own (``worst``, or ``last_value`` with nothing
+      reported or several objectives) gets the lowest reward of the feasible complete trials before
+      it; with none yet, no reward.
+    * A trial that violates its constraints gets a reward below every feasible reward so far: the
+      lower of its own and the lowest so far, minus the spread of the rewards so far (at least 1 %
+      of the lowest's magnitude); with none so far, its own minus ``max(1, |own|)``.
+    * Failed trials, and pruned ones under ``skip``, get none.
+
+    Attributes:
+        lowest: The lowest reward of the feasible complete trials settled so far.
+        highest: The highest such reward.
+    """
+
+    pruned: str
+    lowest: float = math.inf
+    highest: float = -math.inf
+
+    def settle(self, episode: Episode) -> Episode:
+        """The episode with its final reward; updates the ledger."""
+        reward = episode.reward
+        if episode.state == TrialState.FAIL:
+            reward = None
+        elif episode.state == TrialState.PRUNED:
+            if self.pruned == "skip":
+                reward = None
+            elif reward is None or self.pruned == "worst":
+                reward = self.lowest if math.isfinite(self.lowest) else None
+        if reward is not None and not episode.feasible:
+            if math.isfinite(self.lowest):
+                margin = max(self.highest - self.lowest, 0.01 * abs(self.lowest), 1e-9)
+                reward = min(reward, self.lowest) - margin
+            else:
+                reward = reward - max(1.0, abs(reward))
+        elif reward is not None and episode.state == TrialState.COMPLETE:
+            self.lowest = min(self.lowest, reward)
+            self.highest = max(self.highest, reward)
+        if reward == episode.reward:
+            return episode
+        return dataclasses.replace(episode, reward=reward)
+
+    def copy(self) -> RewardLedger:
+        return dataclasses.replace(self)
 
 
 def episodes(
@@ -57,34 +169,6 @@ def episodes(
     reward_fn: RewardFunction,
     pruned: str,
 ) -> list[Episode]:
-    """Turn finished trials (in number order) into episodes with rewards.
-
-    Complete trials get ``reward_fn(values, directions)``. Pruned trials, by ``pruned``:
-    ``last_value`` - the last reported intermediate value, signed by the direction (single
-    objective), else as ``worst``; ``worst`` - the lowest reward among the complete trials before it
-    (none yet: skipped); ``skip`` - no reward. Failed trials get no reward: they teach nothing, but
-    still count as evaluated architectures.
-    """
-    result = []
-    worst = math.inf
-    sign = 1.0 if directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
-    for trial in trials:
-        reward: float | None = None
-        values = None
-        if trial.state == TrialState.COMPLETE and trial.values is not None:
-            values = tuple(trial.values)
-            reward = float(reward_fn(values, directions))
-            if not math.isfinite(reward):
-                reward = None
-            else:
-                worst = min(worst, reward)
-        elif trial.state == TrialState.PRUNED and pruned != "skip":
-            if pruned == "last_value" and len(directions) == 1 and trial.intermediate_values:
-                last = trial.intermediate_values[max(trial.intermediate_values)]
-                reward = sign * float(last) if math.isfinite(last) else None
-            elif math.isfinite(worst):
-                reward = worst
-        started = trial.datetime_start.isoformat() if trial.datetime_start else None
-        result.append(Episode(trial.number, dict(trial.params), dict(trial.distributions), reward, values,
-                              trial.state, started))
-    return result
+    """Turn finished trials (in number order) into episodes with settled rewards, from scratch."""
+    ledger = RewardLedger(pruned)
+    return [ledger.settle(to_episode(t, directions, reward_fn, pruned)) for t in trials]

@@ -9,8 +9,9 @@ from typing import Any
 import optuna
 
 from optuna_nas.samplers import rewards
-from optuna_nas.samplers._actions import ActionSpace
+from optuna_nas.samplers._base import Decision
 from optuna_nas.samplers._base import NASSampler
+from optuna_nas.samplers._dedup import DedupKey
 from optuna_nas.samplers._history import Episode
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_int
@@ -63,7 +64,8 @@ class MetaQNNSampler(NASSampler):
             value rises above or falls below its untried neighbours by what it earned, not by how
             often it was tried.
         state: ``state(decision_name, params_so_far) -> hashable``; see above.
-        seed, reward, pruned, float_bins, avoid_duplicates: As in the shared sampler base: rewards
+        seed, reward, pruned, float_bins, avoid_duplicates, dedup_key: As in
+            :class:`~optuna_nas.samplers.NASSampler`: rewards
             for several objectives come from ``reward`` (default: the first objective signed by its
             direction); a pruned trial's reward follows ``pruned`` (default: its last reported value,
             else the worst reward so far).
@@ -92,9 +94,10 @@ class MetaQNNSampler(NASSampler):
         pruned: str = "last_value",
         float_bins: int = 10,
         avoid_duplicates: bool = True,
+        dedup_key: DedupKey | None = None,
     ) -> None:
         super().__init__(seed=seed, reward=reward, pruned=pruned, float_bins=float_bins,
-                         avoid_duplicates=avoid_duplicates)
+                         avoid_duplicates=avoid_duplicates, dedup_key=dedup_key)
         self._schedule = _check_schedule(epsilon_schedule)
         self._alpha = check_number("learning_rate", learning_rate, low=0.0, high=1.0, low_open=True)
         self._gamma = check_number("discount", discount, low=0.0, high=1.0)
@@ -119,15 +122,15 @@ class MetaQNNSampler(NASSampler):
         Keys are ``"<state>#<number of actions>"``; values the Q-value of each action, in the order
         of the distribution's choices (or bins).
         """
-        state = self._learned_state(study, self._episodes(study, before=None))
+        state = self.learned_state(study)
         return {key: list(values) for key, values in state["q"].items()}
 
     # -- Learning -------------------------------------------------------------------------------
 
-    def _initial_state(self) -> dict[str, Any]:
+    def initial_state(self) -> dict[str, Any]:
         return {"q": {}, "memory": [], "reward_sum": 0.0}
 
-    def _copy_state(self, state: dict[str, Any]) -> dict[str, Any]:
+    def copy_state(self, state: dict[str, Any]) -> dict[str, Any]:
         # Trajectories in the memory never change once stored; only the list and the Q-values do.
         return {"q": {key: list(values) for key, values in state["q"].items()},
                 "memory": list(state["memory"]), "reward_sum": state["reward_sum"]}
@@ -141,13 +144,13 @@ class MetaQNNSampler(NASSampler):
         steps = []
         so_far: dict[str, Any] = {}
         for name, value in episode.params.items():
-            actions = ActionSpace(episode.distributions[name], self._float_bins)
+            actions = self.actions(episode.distributions[name])
             if actions.size > 1:
                 steps.append((self._state_key(name, so_far, actions.size), actions.action_of(value)))
             so_far[name] = value
         return steps
 
-    def _learn(self, state: dict[str, Any], episode: Episode) -> dict[str, Any]:
+    def learn(self, state: dict[str, Any], episode: Episode) -> dict[str, Any]:
         if episode.reward is None:
             return state
         trajectory = self._trajectory(episode)
@@ -157,7 +160,7 @@ class MetaQNNSampler(NASSampler):
         memory.append((trajectory, episode.reward))
         state["reward_sum"] += episode.reward
         initial = self._q_init if self._q_init is not None else state["reward_sum"] / len(memory)
-        rng = self._rng(episode.number, "replay")
+        rng = self.rng(episode.number, "replay")
         for index in rng.integers(0, len(memory), size=self._replay):
             self._update(state["q"], *memory[index], initial)
         return state
@@ -180,17 +183,14 @@ class MetaQNNSampler(NASSampler):
 
     # -- Proposing ------------------------------------------------------------------------------
 
-    def _propose(self, study, trial, name, actions, allowed, rng):  # noqa: ANN001, ANN201
-        history = self._episodes(study, before=trial.number)
-        state = self._learned_state(study, history)
-        if rng.random() < self.epsilon(len(history)):
-            return actions.value_of(int(rng.choice(allowed)), rng)
-        values = state["q"].get(self._state_key(name, trial.params, actions.size))
+    def propose(self, decision: Decision) -> int:
+        if decision.rng.random() < self.epsilon(decision.n_finished):
+            return decision.random_action()
+        values = decision.state["q"].get(self._state_key(decision.name, decision.params, decision.actions.size))
         if values is None:
-            return actions.value_of(int(rng.choice(allowed)), rng)
-        best = max(values[a] for a in allowed)
-        top = [a for a in allowed if values[a] == best]
-        return actions.value_of(int(rng.choice(top)), rng)
+            return decision.random_action()
+        best = max(values[a] for a in decision.allowed)
+        return decision.random_action([a for a in decision.allowed if values[a] == best])
 
 
 def _check_schedule(schedule: Sequence[tuple[float, int]]) -> tuple[tuple[float, int], ...]:

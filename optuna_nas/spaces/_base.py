@@ -10,6 +10,8 @@ from typing import Any
 
 import optuna
 
+from optuna_nas._decided import mark_decided
+
 
 class ArchitectureSpec(abc.ABC):
     """A pure, JSON-serialisable description of one architecture.
@@ -96,12 +98,25 @@ class ParamsDecider(Decider):
         return value
 
 
+class _RecordingDecider(ParamsDecider):
+    """Replays recorded params and remembers which names the space asked."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__(params)
+        self.asked: set[str] = set()
+
+    def _lookup(self, name: str) -> Any:
+        self.asked.add(name)
+        return super()._lookup(name)
+
+
 class Space(abc.ABC):
     """A search space: turns an architecture into define-by-run ``trial.suggest_*`` calls.
 
     Subclasses implement :meth:`decide`, which asks a :class:`Decider` for every decision in a fixed
     order with stable names. The same code therefore serves a live trial (:meth:`suggest`) and a
-    record of one (:meth:`spec_from_params`).
+    record of one (:meth:`spec_from_params`), and gives every space a canonical duplicate key
+    (:meth:`dedup_key`).
     """
 
     name: str = ""
@@ -111,8 +126,30 @@ class Space(abc.ABC):
         """Take every decision through ``decider`` and return the resulting spec."""
 
     def suggest(self, trial: optuna.Trial) -> ArchitectureSpec:
-        """Ask ``trial`` for an architecture and return its spec."""
-        return self.decide(TrialDecider(trial))
+        """Ask ``trial`` for an architecture and return its spec.
+
+        Once every decision is taken the trial is marked decided in storage, so the samplers of
+        other workers see its architecture as under evaluation from then on.
+        """
+        spec = self.decide(TrialDecider(trial))
+        mark_decided(trial)
+        return spec
+
+    def dedup_key(self, params: Mapping[str, Any]) -> str | None:
+        """The key that architectures computing the same function share; ``None`` while ``params``
+        is not yet a whole architecture of this space.
+
+        The key is the spec's canonical hash (:attr:`ArchitectureSpec.spec_hash`) together with any
+        params the space does not ask (a learning rate suggested beside the architecture). Pass it to
+        a sampler as ``dedup_key=space.dedup_key``.
+        """
+        decider = _RecordingDecider(params)
+        try:
+            spec = self.decide(decider)
+        except ValueError:
+            return None
+        others = sorted((name, repr(value)) for name, value in params.items() if name not in decider.asked)
+        return json.dumps([spec.spec_hash, others])
 
     def spec_from_params(self, params: Mapping[str, Any]) -> ArchitectureSpec:
         """Rebuild the spec a trial with these ``params`` was given.

@@ -204,9 +204,17 @@ class ChainSpace(Space):
         The state is the layer depth, the previous layer (type and parameters), the
         representation-size bucket, the field being decided and the fields of this layer already
         decided. Pass it as ``MetaQNNSampler(state=space.metaqnn_state)``.
+
+        A decision that is not one of the chain's (``layer_<i>/...``), such as a learning rate
+        suggested beside the architecture, has its name and the number of layers decided so far as
+        its state.
         """
         prefix, _, field = name.partition("/")
-        depth = int(prefix.split("_")[1])
+        head, _, index = prefix.partition("_")
+        if head != "layer" or not index.isdigit() or not field:
+            layers = {key.split("/")[0] for key in params if key.startswith("layer_")}
+            return [name, len(layers)]
+        depth = int(index)
         layers = self._layers(_PrefixDecider(params))[:depth]
         size = self.input_size
         for layer in layers:

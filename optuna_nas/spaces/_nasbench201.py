@@ -71,6 +71,30 @@ class NASBench201Spec(ArchitectureSpec):
     def summary(self) -> str:
         return self.arch_str
 
+    def canonical_dict(self) -> dict[str, Any]:
+        """The function the cell computes, as nasbench prunes and hashes specs.
+
+        An edge counts only if it lies on a path from the input (node 0) to the output (node 3)
+        through edges other than ``none``: ops elsewhere are treated as ``none``. A node is the sum
+        of its inputs, which is unordered, so each node is written as the sorted list of its
+        ``op(input)`` terms; the output node's expression is the key. Cells whose output is cut off
+        from the input all share one form.
+        """
+        ops = dict(zip(NB201_EDGES, self.ops))
+        reaches_output = {3}
+        for node in (2, 1, 0):
+            if any(ops[(to, node)] != "none" and to in reaches_output for to in range(node + 1, 4)):
+                reaches_output.add(node)
+        expression: dict[int, str | None] = {0: "input"}
+        for node in (1, 2, 3):
+            terms = sorted(
+                f"{ops[(node, source)]}({expression[source]})"
+                for source in range(node)
+                if ops[(node, source)] != "none" and expression[source] is not None and node in reaches_output
+            )
+            expression[node] = "+".join(terms) if terms else None
+        return {"space": self.space, "function": expression[3]}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NASBench201Spec:
         return cls(ops=tuple(data["ops"]))

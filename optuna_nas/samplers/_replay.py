@@ -1,0 +1,181 @@
+"""What a sampler derives from one study's trials, kept up to date at the cost of what changed.
+
+* **Episodes**: each finished trial is converted once, when it is first seen finished. A sync looks
+  only at the trials that were unfinished at the last sync and at the new ones.
+* **Learned state**: the fold of the learner over the finished episodes numbered below a trial, in
+  number order. States are kept as checkpoints keyed by the exact sequence of trial numbers they
+  fold (a rolling hash), so a trial extends the longest checkpoint that is a prefix of its own
+  sequence: appending in number order costs one ``learn`` call per new episode, and a trial that
+  finishes out of order costs a replay from the last checkpoint before it, never more than a
+  rebuild. The result is always the state a rebuild from scratch would give.
+* **Duplicate trie**: whole architectures evaluated, plus the pending ones (decided and running) of
+  the latest sync.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_nas.samplers._dedup import EvaluatedTrie
+from optuna_nas.samplers._history import FINISHED
+from optuna_nas.samplers._history import Episode
+from optuna_nas.samplers._history import RewardLedger
+from optuna_nas.samplers._history import is_whole
+
+#: Checkpoints kept: the most recent ones, and sparse ones every ``_SPARSE_EVERY`` episodes.
+_RECENT_CHECKPOINTS = 32
+_SPARSE_EVERY = 256
+_SPARSE_CHECKPOINTS = 64
+
+
+class Learner:
+    """The three functions a replay folds with (the sampler's hooks)."""
+
+    def __init__(
+        self,
+        initial: Callable[[], Any],
+        learn: Callable[[Any, Episode], Any],
+        copy: Callable[[Any], Any],
+        convert: Callable[[FrozenTrial], Episode],
+        pruned: str,
+    ) -> None:
+        self.initial, self.learn, self.copy, self.convert, self.pruned = initial, learn, copy, convert, pruned
+
+
+class StudyReplay:
+    """Episodes, learned-state checkpoints and the duplicate trie of one study, for one sampler."""
+
+    def __init__(self, learner: Learner, trie: EvaluatedTrie) -> None:
+        self.lock = threading.RLock()
+        self._learner = learner
+        self.trie = trie
+        self._frontier = 0  # every trial numbered below it was looked at
+        self._unsettled: set[int] = set()  # numbers below the frontier not finished when last seen
+        self._first_trial_id: int | None = None
+        self.episodes: dict[int, Episode] = {}
+        self._numbers: list[int] = []  # finished trial numbers, sorted
+        self._hashes: list[int] = [0]  # _hashes[k]: rolling hash of _numbers[:k]
+        self._checkpoints: OrderedDict[int, tuple[int, RewardLedger, Any]] = OrderedDict()
+        self._sparse: dict[int, tuple[int, RewardLedger, Any]] = {}
+        self._pending: dict[int, dict[str, Any]] = {}  # number -> params of pending architectures
+        self.learn_calls = 0
+
+    # -- Reading storage ------------------------------------------------------------------------
+
+    def sync(self, trials: Sequence[FrozenTrial], *, current: int | None = None) -> None:
+        """Take in what changed in ``trials`` (all of the study's trials, in number order).
+
+        ``current`` (a trial number) is never counted as pending.
+        """
+        with self.lock:
+            if trials and self._first_trial_id is not None and trials[0]._trial_id != self._first_trial_id:
+                raise _StudyReplaced()
+            if trials and self._first_trial_id is None:
+                self._first_trial_id = trials[0]._trial_id
+            find = _finder(trials)
+            looked_at = sorted(self._unsettled) + list(range(self._frontier, len(trials)))
+            pending: dict[int, dict[str, Any]] = {}
+            for number in looked_at:
+                trial = find(number)
+                if trial is None:
+                    continue
+                if trial.state in FINISHED:
+                    self._unsettled.discard(number)
+                    self._take_finished(trial)
+                else:
+                    self._unsettled.add(number)
+                    if trial.state == TrialState.RUNNING and number != current and is_whole(trial):
+                        pending[number] = dict(trial.params)
+            self._frontier = max(self._frontier, len(trials))
+            self._set_pending(pending, find)
+
+    def _take_finished(self, trial: FrozenTrial) -> None:
+        if trial.number in self.episodes:
+            return
+        episode = self._learner.convert(trial)
+        self.episodes[trial.number] = episode
+        self.trie.add(episode.params, episode.distributions, whole=episode.whole)
+        position = bisect.bisect_left(self._numbers, trial.number)
+        self._numbers.insert(position, trial.number)
+        if position == len(self._numbers) - 1:
+            self._hashes.append(hash((self._hashes[-1], trial.number)))
+        else:  # finished out of order: the sequences after it are new
+            del self._hashes[position + 1 :]
+            for number in self._numbers[position:]:
+                self._hashes.append(hash((self._hashes[-1], number)))
+
+    def _set_pending(self, pending: dict[int, dict[str, Any]], find: Callable[[int], FrozenTrial | None]) -> None:
+        for number in [n for n in self._pending if n not in pending]:
+            self.trie.remove_pending(self._pending.pop(number))
+        for number, params in pending.items():
+            if number not in self._pending:
+                trial = find(number)
+                assert trial is not None
+                self.trie.add(params, trial.distributions, whole=True, pending=True)
+                self._pending[number] = params
+
+    # -- Learned state --------------------------------------------------------------------------
+
+    def n_finished(self, before: int | None) -> int:
+        """How many finished trials are numbered below ``before`` (all of them for ``None``)."""
+        with self.lock:
+            return len(self._numbers) if before is None else bisect.bisect_left(self._numbers, before)
+
+    def state_before(self, before: int | None) -> Any:
+        """The learned state after every finished episode numbered below ``before``, in number order.
+
+        The state returned may be shared: read it, do not change it.
+        """
+        with self.lock:
+            k = self.n_finished(before)
+            start, ledger, state = self._best_checkpoint(k)
+            if start == k:
+                return state
+            if start < 0:
+                start, ledger, state = 0, RewardLedger(self._learner.pruned), self._learner.initial()
+            else:
+                ledger, state = ledger.copy(), self._learner.copy(state)
+            for index in range(start, k):
+                episode = ledger.settle(self.episodes[self._numbers[index]])
+                state = self._learner.learn(state, episode)
+                self.learn_calls += 1
+                if (index + 1) % _SPARSE_EVERY == 0 and index + 1 < k:
+                    self._keep_sparse(index + 1, ledger, state)
+                    ledger, state = ledger.copy(), self._learner.copy(state)
+            self._checkpoints[k] = (self._hashes[k], ledger, state)
+            self._checkpoints.move_to_end(k)
+            while len(self._checkpoints) > _RECENT_CHECKPOINTS:
+                self._checkpoints.popitem(last=False)
+            return state
+
+    def _keep_sparse(self, k: int, ledger: RewardLedger, state: Any) -> None:
+        self._sparse[k] = (self._hashes[k], ledger, state)
+        if len(self._sparse) > _SPARSE_CHECKPOINTS:
+            del self._sparse[min(self._sparse)]
+
+    def _best_checkpoint(self, k: int) -> tuple[int, RewardLedger, Any]:
+        best: tuple[int, RewardLedger, Any] = (-1, RewardLedger(self._learner.pruned), None)
+        for store in (self._checkpoints, self._sparse):
+            for start, (digest, ledger, state) in store.items():
+                if best[0] < start <= k and self._hashes[start] == digest:
+                    best = (start, ledger, state)
+        return best
+
+
+class _StudyReplaced(Exception):
+    """The study's trials are not the ones this replay was built from (a study recreated)."""
+
+
+def _finder(trials: Sequence[FrozenTrial]) -> Callable[[int], FrozenTrial | None]:
+    """``number -> trial`` over a number-ordered list (storages list trial ``i`` at index ``i``)."""
+    if all(trials[i].number == i for i in {0, len(trials) // 2, len(trials) - 1} if trials):
+        return lambda number: trials[number] if number < len(trials) else None
+    by_number = {t.number: t for t in trials}
+    return by_number.get
