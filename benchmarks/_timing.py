@@ -23,6 +23,10 @@ class TimedSampler(BaseSampler):
         finally:
             self.seconds += time.perf_counter() - start
 
+    @property
+    def avoid_duplicates(self) -> bool:
+        return bool(getattr(self.inner, "avoid_duplicates", False))
+
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from optuna_nas.models import _cell  # noqa: F401  (registers the cell builder)
 from optuna_nas.models import _chain  # noqa: F401  (registers the chain builder)
 from optuna_nas.models import _nasbench201  # noqa: F401  (registers the NAS-Bench-201 builder)
+from optuna_nas.models._init import initialize_parameters
 from optuna_nas.models._ops import create_op
 from optuna_nas.models._ops import known_ops
 from optuna_nas.models._ops import register_op
 from optuna_nas.models._registry import build_model
 from optuna_nas.models._registry import register_builder
 
-__all__ = ["build_model", "create_op", "known_ops", "register_builder", "register_op"]
+__all__ = ["build_model", "create_op", "initialize_parameters", "known_ops", "register_builder", "register_op"]

@@ -51,6 +51,13 @@ class ImageClassification:
     ``test_accuracy``, ``train_seconds``, ``device``, and ``latency_ms`` when measured. A
     trial stopped early records ``pruned_reason``; a failed one ``fail_reason``.
 
+    Budgets: ``max_params`` and ``max_flops`` become Optuna trial constraints
+    (``trial.set_constraint("params", params - max_params)``, feasible when <= 0), set from the built
+    network before any training, which the project's samplers (and Optuna's constrained samplers)
+    steer by. By default a network over budget is not trained at all: the trial ends pruned with
+    the reason in ``pruned_reason``, so a hard budget costs nothing. ``train_infeasible=True``
+    trains it anyway.
+
     In a single-objective study the validation accuracy is reported after every epoch, so Optuna's
     pruners work. ``early_stop_thresholds`` is MetaQNN's "penalize" setting, for any study: after
     epoch ``e``, a validation accuracy below ``thresholds[e]`` stops training and prunes the trial.
@@ -69,6 +76,9 @@ class ImageClassification:
         objectives: Metrics to return, in order, from ``accuracy``, ``params``, ``flops``, ``macs``
             and ``latency`` (median single-sample forward time in ms on the device).
         early_stop_thresholds: ``{epoch: minimum validation accuracy}``, epochs counted from 1.
+        max_params: Parameter budget (a constraint), or ``None``.
+        max_flops: FLOPs budget (a constraint), or ``None``.
+        train_infeasible: Train networks over budget too (default: prune them untrained).
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         seed: Base seed; a trial's weights and batch order come from ``(seed, trial.number)``.
         artifact_store: An Optuna artifact store (e.g.
@@ -99,6 +109,9 @@ class ImageClassification:
         weight_decay: float = 0.0,
         objectives: Sequence[str] = _DEFAULT_OBJECTIVES,
         early_stop_thresholds: Mapping[int, float] | None = None,
+        max_params: float | None = None,
+        max_flops: float | None = None,
+        train_infeasible: bool = False,
         device: str = "auto",
         seed: int = 0,
         artifact_store: Any = None,
@@ -123,6 +136,13 @@ class ImageClassification:
             raise ValueError(f"objectives must not repeat a metric, got {list(objectives)!r}.")
         self.objectives = tuple(objectives)
         self.early_stop_thresholds = _check_thresholds(early_stop_thresholds, self.settings.epochs)
+        self.budgets = {
+            metric: check_number(f"max_{metric}", limit, low=0.0, low_open=True)
+            for metric, limit in (("params", max_params), ("flops", max_flops)) if limit is not None
+        }
+        if not isinstance(train_infeasible, bool):
+            raise ValueError(f"train_infeasible must be True or False, got {train_infeasible!r}.")
+        self.train_infeasible = train_infeasible
         self.seed = check_int("seed", seed)
         self.device = resolve_device(device)
         self.space = space
@@ -170,6 +190,7 @@ class ImageClassification:
         from optuna_nas.metrics import count_cost
         from optuna_nas.metrics import measure_latency
         from optuna_nas.models import build_model
+        from optuna_nas.models import initialize_parameters
         from optuna_nas.objectives._training import NonFiniteLossError
         from optuna_nas.objectives._training import evaluate
         from optuna_nas.objectives._training import prepare_model
@@ -185,13 +206,20 @@ class ImageClassification:
         trial.set_user_attr("num_classes", self.dataset.num_classes)
         trial_seed = _trial_seed(self.seed, trial.number)
         input_shape = self.dataset.input_shape
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(trial_seed)
-            model = build_model(spec, input_shape=input_shape, num_classes=self.dataset.num_classes)
+        model = build_model(spec, input_shape=input_shape, num_classes=self.dataset.num_classes)
+        initialize_parameters(model, seed=trial_seed)
         cost = count_cost(model, input_shape=input_shape)
         measured: dict[str, float] = {"params": cost.params, "macs": cost.macs, "flops": cost.flops}
         for key, value in measured.items():
             trial.set_user_attr(key, value)
+        over = [f"{metric} {measured[metric]:.4g} > {limit:.4g}" for metric, limit in self.budgets.items()
+                if measured[metric] > limit]
+        for metric, limit in self.budgets.items():
+            trial.set_constraint(metric, measured[metric] - limit)
+        if over and not self.train_infeasible:
+            reason = "over budget, not trained: " + ", ".join(over)
+            trial.set_user_attr("pruned_reason", reason)
+            raise optuna.TrialPruned(reason)
 
         single_objective = len(trial.study.directions) == 1
         curve: list[float] = []

@@ -222,6 +222,12 @@ class NASSampler(BaseSampler, abc.ABC):
     # -- Helpers for subclasses ---------------------------------------------------------------------
 
     @property
+    def avoid_duplicates(self) -> bool:
+        """Whether the sampler avoids duplicates (and trials marked decided claim their architecture:
+        see :func:`~optuna_nas.samplers.mark_decided`)."""
+        return self._avoid_duplicates
+
+    @property
     def seed(self) -> int:
         """The seed every draw derives from."""
         return self._seed

@@ -13,12 +13,21 @@ along the new path); pending architectures are added and taken back the same way
 
 from __future__ import annotations
 
+import itertools
+import math
+import zlib
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Callable
 
+import numpy as np
 from optuna.distributions import BaseDistribution
 
 from optuna_nas.samplers._actions import ActionSpace
+
+#: Shapes (decision names and distributions) of whole architectures kept for looking ahead.
+_TEMPLATES_KEPT = 64
+#: Completions of a prefix whose keys are checked before it counts as leading only to seen keys.
+_LOOKAHEAD_BUDGET = 64
 
 #: ``dedup_key(params) -> hashable``: equal keys are the same architecture; ``None`` for params that
 #: are not a whole architecture yet.
@@ -59,6 +68,7 @@ class EvaluatedTrie:
         self._dedup_key = dedup_key
         self._keys: dict[Hashable, int] = {}  # key -> evaluated (or pending) architectures with it
         self._sizes: dict[BaseDistribution, int | None] = {}
+        self._templates: dict[tuple[str, ...], list[BaseDistribution]] = {}
 
     def _next_size(self, distribution: BaseDistribution) -> int | None:
         size = self._sizes.get(distribution, -1)
@@ -105,6 +115,9 @@ class EvaluatedTrie:
             key = self.key_of(params)
             if key is not None:
                 self._keys[key] = self._keys.get(key, 0) + 1
+                names = tuple(params)
+                if len(self._templates) < _TEMPLATES_KEPT and names not in self._templates:
+                    self._templates[names] = [distributions[name] for name in names]
         self._refresh_up(node)
 
     def remove_pending(self, params: Mapping[str, Any]) -> None:
@@ -155,6 +168,41 @@ class EvaluatedTrie:
                 continue
             if child is not None and child.exhausted:
                 result.add(value)
-            elif self._keys and self.key_of({**params, name: value}) in self._keys:
+            elif self._keys and self._only_seen_keys_after({**params, name: value}):
                 result.add(value)
         return result
+
+    def _only_seen_keys_after(self, prefix: dict[str, Any]) -> bool:
+        """Whether every completion of ``prefix`` has a key evaluated or pending.
+
+        Completions follow the shape of an evaluated architecture that starts with the same
+        decision names (the space asks the same decisions after the same earlier ones); all of them
+        are checked when there are few, else a fixed sample. With no such shape, or a completion
+        that is not a whole architecture, nothing is known and the answer is no.
+        """
+        names = tuple(prefix)
+        for shape, distributions in self._templates.items():
+            if shape[: len(names)] != names:
+                continue
+            rest = list(zip(shape[len(names) :], distributions[len(names) :]))
+            choices = []
+            for _, distribution in rest:
+                actions = ActionSpace(distribution, self._bins)
+                if not actions.exact:
+                    return False
+                choices.append(actions.values())
+            total = math.prod(len(c) for c in choices)
+            if total <= _LOOKAHEAD_BUDGET:
+                completions: Iterable[tuple[Any, ...]] = itertools.product(*choices)
+            else:
+                rng = np.random.default_rng(zlib.crc32(repr(sorted(prefix.items(), key=str)).encode()))
+                completions = (
+                    tuple(c[int(rng.integers(len(c)))] for c in choices) for _ in range(_LOOKAHEAD_BUDGET)
+                )
+            for completion in completions:
+                whole = {**prefix, **{name: value for (name, _), value in zip(rest, completion)}}
+                key = self.key_of(whole)
+                if key is None or key not in self._keys:
+                    return False
+            return True
+        return False

@@ -19,6 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._decided import DUPLICATE_KEY
 from optuna_nas._decided import is_decided
 from optuna_nas.samplers.rewards import RewardFunction
 
@@ -45,6 +46,9 @@ class Episode:
             (:func:`optuna_nas.samplers.mark_decided`), and trials that reported an intermediate value
             (objectives decide before they train). A pruned or failed trial that is not whole was cut
             short, and its decisions are only a prefix of an architecture.
+        duplicate_of: The trial this one yielded its architecture to, when two workers started the
+            same one together (:func:`optuna_nas.samplers.mark_decided`): it was not trained and
+            teaches nothing.
     """
 
     number: int
@@ -55,6 +59,7 @@ class Episode:
     state: TrialState
     violation: float = 0.0
     whole: bool = True
+    duplicate_of: int | None = None
 
     @property
     def feasible(self) -> bool:
@@ -112,6 +117,7 @@ def to_episode(
         state=trial.state,
         violation=violation_of(trial),
         whole=is_whole(trial),
+        duplicate_of=trial.system_attrs.get(DUPLICATE_KEY),
     )
 
 
@@ -125,7 +131,8 @@ class RewardLedger:
     * A trial that violates its constraints gets a reward below every feasible reward so far: the
       lower of its own and the lowest so far, minus the spread of the rewards so far (at least 1 %
       of the lowest's magnitude); with none so far, its own minus ``max(1, |own|)``.
-    * Failed trials, and pruned ones under ``skip``, get none.
+    * Failed trials, pruned ones under ``skip``, and trials that yielded their architecture to
+      another worker's get none.
 
     Attributes:
         lowest: The lowest reward of the feasible complete trials settled so far.
@@ -139,7 +146,7 @@ class RewardLedger:
     def settle(self, episode: Episode) -> Episode:
         """The episode with its final reward; updates the ledger."""
         reward = episode.reward
-        if episode.state == TrialState.FAIL:
+        if episode.state == TrialState.FAIL or episode.duplicate_of is not None:
             reward = None
         elif episode.state == TrialState.PRUNED:
             if self.pruned == "skip":

@@ -1,0 +1,57 @@
+"""Objectives and a worker process for the many-workers tests.
+
+    python _workers.py SAMPLER STORAGE_URL STUDY_NAME N_TRIALS TOTAL OUT_JSON
+
+runs ``N_TRIALS`` trials of :func:`paused_nb201` on the study, waits until the study holds ``TOTAL``
+finished trials, and writes the sampler's learned state (the cached one, extended as trials
+finished in whatever order) to ``OUT_JSON``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import optuna
+
+from _helpers import NB201, SCORES
+from _propose import SMALL
+from optuna_nas.samplers import create_sampler
+
+PAUSE_SECONDS = 0.02
+
+
+def paused_nb201(trial: optuna.Trial) -> float:
+    """The tabular stand-in, with a pause after the decisions, as training would take."""
+    spec = NB201.suggest(trial)
+    time.sleep(PAUSE_SECONDS)
+    return sum(SCORES[op] for op in spec.ops) + 0.01 * spec.ops.index(spec.ops[-1])
+
+
+def learned_summary(sampler, study) -> object:  # noqa: ANN001
+    """The learned state in JSON-comparable form (Q-table, or the population's trial numbers)."""
+    name = type(sampler).__name__
+    if name == "MetaQNNSampler":
+        return sampler.q_table(study)
+    return [member.number for member in sampler.population(study)]
+
+
+def main() -> None:
+    name, url, study_name, n_trials, total, out = sys.argv[1:7]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = create_sampler(name, seed=5, **SMALL[name])
+    study = optuna.load_study(storage=url, study_name=study_name, sampler=sampler)
+    study.optimize(paused_nb201, n_trials=int(n_trials))
+    deadline = time.monotonic() + 120
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    while len(study.get_trials(deepcopy=False, states=finished)) < int(total):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the other workers did not finish")
+        time.sleep(0.05)
+    with open(out, "w") as f:
+        json.dump(learned_summary(sampler, study), f)
+
+
+if __name__ == "__main__":
+    main()
