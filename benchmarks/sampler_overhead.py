@@ -10,7 +10,7 @@ made once with Optuna's random sampler; every sampler then gets a study holding 
 and runs ``--trials`` more trials, timed inside the sampler. TPE runs in the same process as the
 yardstick.
 
-    python benchmarks/sampler_overhead.py --samplers random,tpe [--histories 100,1000] [--trials 20]
+    python benchmarks/sampler_overhead.py --samplers random,tpe [--histories 100,1000,10000] [--trials 20]
 """
 
 from __future__ import annotations
@@ -48,10 +48,21 @@ def history(objective, size: int) -> list[optuna.trial.FrozenTrial]:  # noqa: AN
     return study.trials
 
 
+def threaded_ms_per_trial(name: str, objective, trials: list, n_trials: int) -> float:  # noqa: ANN001
+    """Sampler milliseconds per trial with 4 threads, after a warm-up trial."""
+    sampler = TimedSampler(create_sampler(name, seed=0))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.add_trials(trials)
+    study.optimize(objective, n_trials=1)
+    before = sampler.seconds
+    study.optimize(objective, n_trials=n_trials, n_jobs=4)
+    return 1000.0 * (sampler.seconds - before) / n_trials
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samplers", default="random,tpe")
-    parser.add_argument("--histories", default="100,1000")
+    parser.add_argument("--histories", default="100,1000,10000")
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
     names = [n for n in args.samplers.split(",") if n]
@@ -63,7 +74,8 @@ def main() -> None:
     objectives = {"nb201": NASBench201(TABLE), "chain": FakeChainObjective()}
     sizes = [int(s) for s in args.histories.split(",")]
     print(f"ms per trial inside the sampler (first trial / median of the next {args.trials - 1})")
-    print(f"{'space':<7} {'sampler':<12}" + "".join(f" {'after ' + str(s):>18}" for s in sizes))
+    print(f"{'space':<7} {'sampler':<12}" + "".join(f" {'after ' + str(s):>18}" for s in sizes)
+          + f" {'n_jobs=4 after ' + str(sizes[-1]):>24}")
     for space_name, objective in objectives.items():
         histories = {size: history(objective, size) for size in sizes}
         for name in names:
@@ -78,7 +90,9 @@ def main() -> None:
                     study.optimize(objective, n_trials=1)
                     per_trial.append(1000.0 * (sampler.seconds - before))
                 cells.append(f"{per_trial[0]:.1f} / {statistics.median(per_trial[1:]):.1f}")
-            print(f"{space_name:<7} {name:<12}" + "".join(f" {c:>18}" for c in cells))
+            threaded = threaded_ms_per_trial(name, objective, histories[sizes[-1]], args.trials)
+            print(f"{space_name:<7} {name:<12}" + "".join(f" {c:>18}" for c in cells) + f" {threaded:>24.1f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -150,9 +150,77 @@ def test_latency_can_be_a_fourth_objective(digits):
         ({"device": "tpu"}, "device.*tpu"),
         ({"dataset": "imagenet"}, "dataset.*imagenet"),
         ({"space": "chain"}, "space"),
+        ({"max_params": 0}, "max_params.*0"),
+        ({"max_flops": -5}, "max_flops.*-5"),
+        ({"train_infeasible": "yes"}, "train_infeasible.*yes"),
     ],
 )
 def test_bad_arguments_fail_before_any_training(kwargs, match, digits):
     arguments = {"space": SMALL_SPACES[0], "dataset": digits, **kwargs}
     with pytest.raises(ValueError, match=match):
         objectives.ImageClassification(arguments.pop("space"), arguments.pop("dataset"), **arguments)
+
+
+def _six_architectures(study):
+    for filters, kernel, units in [(4, 1, 16), (8, 3, 16), (4, 3, 16), (8, 1, 16), (4, 5, 16), (8, 5, 16)]:
+        study.enqueue_trial({"layer_0/type": "conv", "layer_0/kernel": kernel, "layer_0/filters": filters,
+                             "layer_0/stride": 1, "layer_1/type": "stop"})
+
+
+def test_networks_trained_in_threads_match_their_sequential_builds(digits):
+    space = spaces.ChainSpace(max_layers=2, input_size=8, filters=(4, 8), fc_units=(16,))
+    results = []
+    for n_jobs in (1, 3):
+        objective = objectives.ImageClassification(space, digits, epochs=1, batch_size=256)
+        study = optuna.create_study(directions=objective.directions)
+        _six_architectures(study)
+        study.optimize(objective, n_trials=6, n_jobs=n_jobs)
+        results.append({t.number: (t.params, t.values, t.user_attrs["train_loss_curve"]) for t in study.trials})
+    assert results[0] == results[1]
+
+
+def test_initial_weights_come_from_the_seed_not_the_global_generator():
+    from optuna_nas.models import build_model, initialize_parameters
+
+    spec = spaces.ChainSpace(max_layers=2, input_size=8).spec_from_params(
+        {"layer_0/type": "conv", "layer_0/kernel": 3, "layer_0/filters": 16, "layer_0/stride": 1,
+         "layer_1/type": "stop"})
+    weights = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        model = initialize_parameters(build_model(spec, input_shape=(1, 8, 8), num_classes=10), seed=7)
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    conv = weights[0][0]
+    bound = 1.0 / (1 * 3 * 3) ** 0.5
+    assert conv.abs().max() <= bound and conv.std() > bound / 4
+
+
+def test_a_network_over_budget_is_pruned_untrained_with_its_constraints(digits):
+    space = spaces.ChainSpace(max_layers=2, input_size=8, filters=(4, 8), fc_units=(16,))
+    objective = objectives.ImageClassification(space, digits, epochs=1, batch_size=256, max_params=4000)
+    study = optuna.create_study(directions=objective.directions)
+    _six_architectures(study)
+    study.optimize(objective, n_trials=6)
+    for trial in study.trials:
+        over = trial.user_attrs["params"] > 4000
+        assert trial.constraints == {"params": trial.user_attrs["params"] - 4000}
+        if over:
+            assert trial.state == optuna.trial.TrialState.PRUNED
+            assert "over budget" in trial.user_attrs["pruned_reason"]
+            assert "train_seconds" not in trial.user_attrs
+        else:
+            assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert {t.state for t in study.trials} == {optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE}
+
+
+def test_a_network_over_budget_is_trained_when_asked(digits):
+    space = spaces.ChainSpace(max_layers=2, input_size=8, filters=(4, 8), fc_units=(16,))
+    objective = objectives.ImageClassification(space, digits, epochs=1, batch_size=256, max_flops=1.0,
+                                               train_infeasible=True)
+    study = optuna.create_study(directions=objective.directions)
+    _six_architectures(study)
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.constraints["flops"] == trial.user_attrs["flops"] - 1.0 > 0

@@ -92,3 +92,15 @@ def test_none_is_a_choice_like_any_other():
         parent = study.trials[child.system_attrs["AgingEvolutionSampler:parent"]]
         mutation = child.system_attrs["AgingEvolutionSampler:mutation"]
         assert child.params[mutation] != parent.params[mutation]
+
+
+def test_enqueued_trials_carry_no_lineage():
+    sampler = AgingEvolutionSampler(population_size=4, sample_size=2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(nb201_score, n_trials=8)
+    study.enqueue_trial(dict(study.trials[0].params))
+    study.optimize(nb201_score, n_trials=2)
+    enqueued, planned = study.trials[8], study.trials[9]
+    assert enqueued.params == study.trials[0].params
+    assert "AgingEvolutionSampler:parent" not in enqueued.system_attrs
+    assert "AgingEvolutionSampler:parent" in planned.system_attrs

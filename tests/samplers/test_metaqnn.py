@@ -83,3 +83,18 @@ def test_multi_objective_reward_function_is_used():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MetaQNNSampler(**kwargs)
+
+
+def test_chain_state_takes_decisions_that_are_not_layers():
+    space = spaces.ChainSpace(max_layers=3, input_size=8)
+
+    def objective(trial):
+        spec = space.suggest(trial)
+        learning_rate = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+        return len(spec.layers) - abs(learning_rate - 0.01)
+
+    sampler = MetaQNNSampler(seed=0, state=space.metaqnn_state, **FAST)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=10)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert any(key.startswith('["learning_rate"') for key in sampler.q_table(study))
