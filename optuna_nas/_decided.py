@@ -60,11 +60,13 @@ def mark_decided(trial: Any) -> None:
         storage.set_trial_system_attr(trial_id, DECIDED_KEY, CLEARED)
         return
     deadline = time.monotonic() + _WAIT_SECONDS
+    holders = getattr(trial.study.sampler, "architecture_holders", None)
     while True:
-        rivals = [
-            t for t in storage.get_all_trials(study_id, deepcopy=False)
-            if t.number != own.number and t.params == params and _is_rival(t)
-        ]
+        if holders is not None:
+            candidates = holders(trial.study, own.number, params)
+        else:
+            candidates = [t for t in storage.get_all_trials(study_id, deepcopy=False) if t.params == params]
+        rivals = [t for t in candidates if t.number != own.number and t.params == params and _is_rival(t)]
         keeper = next((t for t in rivals if _keeps(t, own.number)), None)
         if keeper is not None:
             storage.set_trial_system_attr(trial_id, DUPLICATE_KEY, keeper.number)

@@ -257,6 +257,24 @@ class NASSampler(BaseSampler, abc.ABC):
         replay = self._synced_replay(study, current=None)
         return replay.state_before(before)
 
+    def architecture_holders(self, study: optuna.Study, trial_number: int, params: dict[str, Any]) -> list[FrozenTrial]:
+        """The other trials that hold exactly ``params``, read from storage now: the first finished
+        trial that evaluated them and the running ones marked decided (used by
+        :func:`~optuna_nas.samplers.mark_decided` to claim an architecture without reading every
+        trial)."""
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        replay = self._study_replay(study)
+        try:
+            replay.sync(trials, current=trial_number)
+        except _StudyReplaced:
+            replay = self._synced_replay(study, current=trial_number)
+        by_number = {t.number: t for t in trials} if len(trials) < 64 else None
+        result = []
+        for number in replay.holders(params, current=trial_number):
+            trial = by_number[number] if by_number is not None else trials[number]
+            result.append(trial if trial.number == number else next(t for t in trials if t.number == number))
+        return result
+
     # -- Optuna's sampler interface -----------------------------------------------------------------
 
     def reseed_rng(self) -> None:

@@ -35,12 +35,13 @@ DedupKey = Callable[[Mapping[str, Any]], Hashable]
 
 
 class _Node:
-    __slots__ = ("children", "parent", "ended", "pending", "next_size", "exhausted")
+    __slots__ = ("children", "parent", "ended", "ended_by", "pending", "next_size", "exhausted")
 
     def __init__(self, parent: _Node | None) -> None:
         self.children: dict[Any, _Node] = {}
         self.parent = parent
         self.ended = False
+        self.ended_by: int | None = None  # the lowest trial number that evaluated this architecture
         self.pending = 0
         self.next_size: int | None = None  # choices of the next decision, if finite and known
         self.exhausted = False
@@ -93,6 +94,7 @@ class EvaluatedTrie:
         *,
         whole: bool,
         pending: bool = False,
+        number: int | None = None,
     ) -> None:
         """Add a trial's decisions; ``whole`` ends an architecture there (``pending``: for now).
 
@@ -112,6 +114,8 @@ class EvaluatedTrie:
                 node.pending += 1
             else:
                 node.ended = True
+                if number is not None and (node.ended_by is None or number < node.ended_by):
+                    node.ended_by = number
             key = self.key_of(params)
             if key is not None:
                 self._keys[key] = self._keys.get(key, 0) + 1
@@ -147,6 +151,11 @@ class EvaluatedTrie:
         except TypeError:
             return None
         return node
+
+    def evaluated_by(self, params: Mapping[str, Any]) -> int | None:
+        """The lowest number of a finished trial that evaluated exactly these decisions."""
+        node = self._find(params)
+        return node.ended_by if node is not None and node.ended else None
 
     def contains(self, params: Mapping[str, Any]) -> bool:
         """Whether exactly these decisions (or an architecture with the same key) were evaluated

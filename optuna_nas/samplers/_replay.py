@@ -101,7 +101,7 @@ class StudyReplay:
             return
         episode = self._learner.convert(trial)
         self.episodes[trial.number] = episode
-        self.trie.add(episode.params, episode.distributions, whole=episode.whole)
+        self.trie.add(episode.params, episode.distributions, whole=episode.whole, number=trial.number)
         position = bisect.bisect_left(self._numbers, trial.number)
         self._numbers.insert(position, trial.number)
         if position == len(self._numbers) - 1:
@@ -120,6 +120,16 @@ class StudyReplay:
                 assert trial is not None
                 self.trie.add(params, trial.distributions, whole=True, pending=True)
                 self._pending[number] = params
+
+    def holders(self, params: dict[str, Any], *, current: int) -> list[int]:
+        """Numbers of the other trials that hold exactly these decisions: the first finished one
+        that evaluated them, and the running ones marked decided (as of the last sync)."""
+        with self.lock:
+            numbers = [n for n, p in self._pending.items() if n != current and p == params]
+            first = self.trie.evaluated_by(params)
+            if first is not None and first != current:
+                numbers.append(first)
+            return sorted(numbers)
 
     # -- Learned state --------------------------------------------------------------------------
 
