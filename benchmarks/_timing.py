@@ -23,9 +23,12 @@ class TimedSampler(BaseSampler):
         finally:
             self.seconds += time.perf_counter() - start
 
-    @property
-    def avoid_duplicates(self) -> bool:
-        return bool(getattr(self.inner, "avoid_duplicates", False))
+    def __getattr__(self, name: str) -> Any:
+        # Attributes beyond the sampler interface (``avoid_duplicates``, ``architecture_holders``)
+        # are the inner sampler's, untimed: they are called from the objective.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()

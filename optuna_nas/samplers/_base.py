@@ -262,18 +262,12 @@ class NASSampler(BaseSampler, abc.ABC):
         trial that evaluated them and the running ones marked decided (used by
         :func:`~optuna_nas.samplers.mark_decided` to claim an architecture without reading every
         trial)."""
-        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-        replay = self._study_replay(study)
-        try:
-            replay.sync(trials, current=trial_number)
-        except _StudyReplaced:
-            replay = self._synced_replay(study, current=trial_number)
-        by_number = {t.number: t for t in trials} if len(trials) < 64 else None
-        result = []
-        for number in replay.holders(params, current=trial_number):
-            trial = by_number[number] if by_number is not None else trials[number]
-            result.append(trial if trial.number == number else next(t for t in trials if t.number == number))
-        return result
+        replay = self._synced_replay(study, current=trial_number)
+        storage = study._storage
+        return [
+            storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+            for number in replay.holders(params, current=trial_number)
+        ]
 
     # -- Optuna's sampler interface -----------------------------------------------------------------
 
@@ -367,16 +361,19 @@ class NASSampler(BaseSampler, abc.ABC):
             return replay
 
     def _synced_replay(self, study: optuna.Study, current: int | None) -> StudyReplay:
-        """The study's replay, after taking in the trials storage holds now."""
-        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        """The study's replay, after taking in what storage holds now: all trials on first contact,
+        then only the trials that were unfinished and the new ones."""
         replay = self._study_replay(study)
         try:
-            replay.sync(trials, current=current)
+            if replay.synced:
+                replay.refresh(study._storage, study._study_id, current=current)
+            else:
+                replay.sync(study._storage.get_all_trials(study._study_id, deepcopy=False), current=current)
         except _StudyReplaced:
             with self._lock:
                 self._replays[study._storage].pop(study._study_id, None)
             replay = self._study_replay(study)
-            replay.sync(trials, current=current)
+            replay.sync(study._storage.get_all_trials(study._study_id, deepcopy=False), current=current)
         return replay
 
     def _context(self, study: optuna.Study, trial: FrozenTrial) -> _TrialContext:

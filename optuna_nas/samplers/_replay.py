@@ -57,7 +57,7 @@ class StudyReplay:
         self._learner = learner
         self.trie = trie
         self._frontier = 0  # every trial numbered below it was looked at
-        self._unsettled: set[int] = set()  # numbers below the frontier not finished when last seen
+        self._unsettled: dict[int, int] = {}  # number -> trial id, below the frontier, unfinished when last seen
         self._first_trial_id: int | None = None
         self.episodes: dict[int, Episode] = {}
         self._numbers: list[int] = []  # finished trial numbers, sorted
@@ -68,6 +68,11 @@ class StudyReplay:
         self.learn_calls = 0
 
     # -- Reading storage ------------------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        """Whether the replay has read the study once."""
+        return self._first_trial_id is not None
 
     def sync(self, trials: Sequence[FrozenTrial], *, current: int | None = None) -> None:
         """Take in what changed in ``trials`` (all of the study's trials, in number order).
@@ -81,20 +86,49 @@ class StudyReplay:
                 self._first_trial_id = trials[0]._trial_id
             find = _finder(trials)
             looked_at = sorted(self._unsettled) + list(range(self._frontier, len(trials)))
-            pending: dict[int, dict[str, Any]] = {}
-            for number in looked_at:
-                trial = find(number)
-                if trial is None:
-                    continue
-                if trial.state in FINISHED:
-                    self._unsettled.discard(number)
-                    self._take_finished(trial)
-                else:
-                    self._unsettled.add(number)
-                    if trial.state == TrialState.RUNNING and number != current and is_whole(trial):
-                        pending[number] = dict(trial.params)
+            seen = [trial for trial in map(find, looked_at) if trial is not None]
             self._frontier = max(self._frontier, len(trials))
-            self._set_pending(pending, find)
+            self._take_in(seen, current)
+
+    def refresh(self, storage: Any, study_id: int, *, current: int | None = None) -> None:
+        """Take in what changed, reading only the trials unfinished at the last sync and new ones.
+
+        The cost does not grow with the study: one read per running trial, and one per new trial.
+
+        Raises:
+            _StudyReplaced: A trial read before is gone (the study was deleted and made again).
+        """
+        with self.lock:
+            seen = []
+            try:
+                for number, trial_id in sorted(self._unsettled.items()):
+                    if number != current:
+                        seen.append(storage.get_trial(trial_id))
+                while True:
+                    try:
+                        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self._frontier)
+                    except KeyError:
+                        break
+                    seen.append(storage.get_trial(trial_id))
+                    self._frontier += 1
+            except KeyError:
+                raise _StudyReplaced() from None
+            if current is not None and current in self._unsettled:
+                seen.append(_Unfinished(current, self._unsettled[current]))
+            self._take_in(seen, current)
+
+    def _take_in(self, trials: Sequence[Any], current: int | None) -> None:
+        pending: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for trial in trials:
+            number = trial.number
+            if trial.state in FINISHED:
+                self._unsettled.pop(number, None)
+                self._take_finished(trial)
+            else:
+                self._unsettled[number] = trial._trial_id
+                if trial.state == TrialState.RUNNING and number != current and is_whole(trial):
+                    pending[number] = (dict(trial.params), dict(trial.distributions))
+        self._set_pending(pending)
 
     def _take_finished(self, trial: FrozenTrial) -> None:
         if trial.number in self.episodes:
@@ -111,14 +145,12 @@ class StudyReplay:
             for number in self._numbers[position:]:
                 self._hashes.append(hash((self._hashes[-1], number)))
 
-    def _set_pending(self, pending: dict[int, dict[str, Any]], find: Callable[[int], FrozenTrial | None]) -> None:
+    def _set_pending(self, pending: dict[int, tuple[dict[str, Any], dict[str, Any]]]) -> None:
         for number in [n for n in self._pending if n not in pending]:
             self.trie.remove_pending(self._pending.pop(number))
-        for number, params in pending.items():
+        for number, (params, distributions) in pending.items():
             if number not in self._pending:
-                trial = find(number)
-                assert trial is not None
-                self.trie.add(params, trial.distributions, whole=True, pending=True)
+                self.trie.add(params, distributions, whole=True, pending=True)
                 self._pending[number] = params
 
     def holders(self, params: dict[str, Any], *, current: int) -> list[int]:
@@ -177,6 +209,15 @@ class StudyReplay:
                 if best[0] < start <= k and self._hashes[start] == digest:
                     best = (start, ledger, state)
         return best
+
+
+class _Unfinished:
+    """The current trial: unfinished, and never pending for itself."""
+
+    state = TrialState.RUNNING
+
+    def __init__(self, number: int, trial_id: int) -> None:
+        self.number, self._trial_id = number, trial_id
 
 
 class _StudyReplaced(Exception):
