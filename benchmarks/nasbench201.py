@@ -6,7 +6,11 @@ the trial with the best signal; it is judged by the same dataset's 200-epoch tes
 only this script, never the objective or the sampler, reads.
 
     python benchmarks/nasbench201.py --samplers random,tpe --budget 100 --seeds 20 \
-        --dataset cifar10 [--table PATH] [--out results.json] [--multi-objective] [--seed-offset K]
+        --dataset cifar10 [--table PATH] [--out results.json] [--multi-objective] [--seed-offset K] \
+        [--canonical-key] [--options '{"metaqnn": {"learning_rate": 0.1}}']
+
+``--canonical-key`` gives the project's samplers ``dedup_key=NASBench201Space().dedup_key`` (cells
+that compute the same function count as one); ``--options`` passes settings to named samplers.
 
 Multi-objective mode runs the objective as (accuracy, params, FLOPs) and also reports each
 sampler's hypervolume of (signal accuracy, FLOPs), normalised to [0, 1] by the reference point
@@ -29,6 +33,7 @@ from optuna_nas.analysis import hypervolume_of_points, pareto_mask
 from optuna_nas.objectives import NASBench201
 from optuna_nas.objectives._nasbench201 import _costs
 from optuna_nas.samplers import available_samplers, create_sampler
+from optuna_nas.spaces import NASBench201Space
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import TimedSampler  # noqa: E402
@@ -44,7 +49,10 @@ def judge_column(table: str, dataset: str) -> dict[str, float]:
 
 def run_one(name: str, seed: int, args: argparse.Namespace, judge: dict[str, float]) -> dict:
     objective = NASBench201(args.table, args.dataset, multi_objective=args.multi_objective)
-    sampler = TimedSampler(create_sampler(name, seed=seed))
+    options = dict(args.options.get(name, {}))
+    if args.canonical_key and name not in ("random", "tpe", "nsga2"):
+        options["dedup_key"] = NASBench201Space().dedup_key
+    sampler = TimedSampler(create_sampler(name, seed=seed, **options))
     study = optuna.create_study(directions=objective.directions, sampler=sampler)
     start = time.perf_counter()
     study.optimize(objective, n_trials=args.budget)
@@ -103,7 +111,15 @@ def main() -> None:
     parser.add_argument("--table", default=DEFAULT_TABLE)
     parser.add_argument("--out", default=None)
     parser.add_argument("--multi-objective", action="store_true")
+    parser.add_argument("--canonical-key", action="store_true")
+    parser.add_argument("--options", default="{}", help="JSON: {sampler name: {argument: value}}")
     args = parser.parse_args()
+    try:
+        args.options = json.loads(args.options)
+        if not isinstance(args.options, dict) or not all(isinstance(v, dict) for v in args.options.values()):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--options must be a JSON object of objects, got {args.options!r}")
 
     names = [name for name in args.samplers.split(",") if name]
     unknown = [name for name in names if name not in available_samplers()]

@@ -168,13 +168,34 @@ def _six_architectures(study):
 
 
 def test_networks_trained_in_threads_match_their_sequential_builds(digits):
+    """Three threads, and a fourth that keeps reseeding torch's global generator as other code in
+    the process may: every network is the one built and trained alone."""
+    import threading
+
     space = spaces.ChainSpace(max_layers=2, input_size=8, filters=(4, 8), fc_units=(16,))
     results = []
     for n_jobs in (1, 3):
-        objective = objectives.ImageClassification(space, digits, epochs=1, batch_size=256)
-        study = optuna.create_study(directions=objective.directions)
-        _six_architectures(study)
-        study.optimize(objective, n_trials=6, n_jobs=n_jobs)
+        stop = threading.Event()
+
+        def reseed_forever():
+            seed = 0
+            while not stop.is_set():
+                seed += 1
+                torch.manual_seed(seed)
+                torch.rand(1)
+
+        noise = threading.Thread(target=reseed_forever) if n_jobs > 1 else None
+        if noise is not None:
+            noise.start()
+        try:
+            objective = objectives.ImageClassification(space, digits, epochs=1, batch_size=256)
+            study = optuna.create_study(directions=objective.directions)
+            _six_architectures(study)
+            study.optimize(objective, n_trials=6, n_jobs=n_jobs)
+        finally:
+            stop.set()
+            if noise is not None:
+                noise.join()
         results.append({t.number: (t.params, t.values, t.user_attrs["train_loss_curve"]) for t in study.trials})
     assert results[0] == results[1]
 
