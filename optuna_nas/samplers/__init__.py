@@ -18,6 +18,7 @@ from optuna_nas.samplers._evolution import AgingEvolutionSampler
 from optuna_nas.samplers._history import Episode
 from optuna_nas.samplers._history import RewardLedger
 from optuna_nas.samplers._metaqnn import DEFAULT_EPSILON_SCHEDULE
+from optuna_nas.samplers._metaqnn import PAPER_EPSILON_SCHEDULE
 from optuna_nas.samplers._metaqnn import MetaQNNSampler
 from optuna_nas.samplers._registry import available_samplers
 from optuna_nas.samplers._registry import create_sampler
@@ -34,6 +35,7 @@ __all__ = [
     "Episode",
     "MetaQNNSampler",
     "NASSampler",
+    "PAPER_EPSILON_SCHEDULE",
     "Plan",
     "RewardLedger",
     "available_samplers",
