@@ -10,14 +10,18 @@ attribute is true: the project's samplers by default). Samplers avoid the archit
 but with several workers a trial can still end on a taken one: two workers decide the same one
 within the same few milliseconds, before either mark is visible, or another worker takes the last
 free architecture under a prefix between two decisions of this trial (a define-by-run sampler
-cannot go back). So marking writes ``checking``, then looks for rivals (other trials with the same
-params, evaluated or marked): if a rival is evaluated or already training (``cleared``), or a
-lower-numbered rival is checking too, this trial yields - it ends pruned, untrained, with
+cannot go back). So marking writes ``checking`` with the number of params it covers (the
+architecture: params suggested later, such as a learning rate, are not part of the claim), then
+looks for rivals - running trials that claimed the same params, and finished trials (complete or
+pruned, not failed: a failed architecture may be tried again) with exactly these params: if a rival
+is evaluated or already training (``cleared``), or a lower-numbered rival is checking too, this
+trial yields - it ends pruned, untrained, with
 ``optuna_nas:duplicate_of`` naming the rival, and samplers learn nothing from it. A lower-numbered
 trial waits for higher-numbered rivals to clear or yield; they never wait, so nobody waits for
 long. Then it writes ``cleared``. With any storage whose writes are visible to the reads that
 follow them (SQLite, PostgreSQL, journal, in-memory), no architecture is trained twice. Enqueued
-trials (``study.enqueue_trial``) are the user's explicit choice and never yield.
+trials (``study.enqueue_trial``) whose every decision was given are the user's explicit choice and
+never yield.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import optuna
 from optuna.trial import TrialState
 
 DECIDED_KEY = "optuna_nas:decided"
+#: How many of the trial's params (the first ones, in order) the mark covers: its architecture.
+DECIDED_COUNT_KEY = "optuna_nas:decided_params"
 DUPLICATE_KEY = "optuna_nas:duplicate_of"
 CHECKING = "checking"
 CLEARED = "cleared"
@@ -52,11 +58,13 @@ def mark_decided(trial: Any) -> None:
     trial_id = getattr(trial, "_trial_id", None)
     if storage is None or trial_id is None:
         return
-    storage.set_trial_system_attr(trial_id, DECIDED_KEY, CHECKING)
     study_id = trial.study._study_id
     params = dict(trial.params)
+    storage.set_trial_system_attr(trial_id, DECIDED_COUNT_KEY, len(params))
+    storage.set_trial_system_attr(trial_id, DECIDED_KEY, CHECKING)
     own = storage.get_trial(trial_id)
-    if "fixed_params" in own.system_attrs or not getattr(trial.study.sampler, "avoid_duplicates", False):
+    fixed = own.system_attrs.get("fixed_params") or {}
+    if set(params) <= set(fixed) or not getattr(trial.study.sampler, "avoid_duplicates", False):
         storage.set_trial_system_attr(trial_id, DECIDED_KEY, CLEARED)
         return
     deadline = time.monotonic() + _WAIT_SECONDS
@@ -66,7 +74,7 @@ def mark_decided(trial: Any) -> None:
             candidates = holders(trial.study, own.number, params)
         else:
             candidates = [t for t in storage.get_all_trials(study_id, deepcopy=False) if t.params == params]
-        rivals = [t for t in candidates if t.number != own.number and t.params == params and _is_rival(t)]
+        rivals = [t for t in candidates if t.number != own.number and _is_rival(t, params)]
         keeper = next((t for t in rivals if _keeps(t, own.number)), None)
         if keeper is not None:
             storage.set_trial_system_attr(trial_id, DUPLICATE_KEY, keeper.number)
@@ -77,12 +85,24 @@ def mark_decided(trial: Any) -> None:
     storage.set_trial_system_attr(trial_id, DECIDED_KEY, CLEARED)
 
 
-def _is_rival(other: Any) -> bool:
-    """Whether ``other`` holds its architecture: marked and running, or finished whole."""
-    if DUPLICATE_KEY in other.system_attrs or other.state == TrialState.WAITING:
+def claimed_params(trial: Any) -> dict[str, Any]:
+    """The params a marked trial claimed: its first ones, as many as its mark covers (all of them
+    for a trial marked before the count was recorded)."""
+    count = trial.system_attrs.get(DECIDED_COUNT_KEY)
+    if count is None or count >= len(trial.params):
+        return dict(trial.params)
+    return dict(list(trial.params.items())[:count])
+
+
+def _is_rival(other: Any, params: dict[str, Any]) -> bool:
+    """Whether ``other`` holds the architecture ``params``: running and claimed it, or finished
+    whole (complete, or pruned after its decisions) with exactly these params."""
+    if DUPLICATE_KEY in other.system_attrs:
         return False
     if other.state == TrialState.RUNNING:
-        return _mark(other.system_attrs) is not None
+        return _mark(other.system_attrs) is not None and claimed_params(other) == params
+    if other.state not in (TrialState.COMPLETE, TrialState.PRUNED) or other.params != params:
+        return False
     return other.state == TrialState.COMPLETE or _mark(other.system_attrs) is not None or bool(
         other.intermediate_values
     )
@@ -106,8 +126,3 @@ def _mark(system_attrs: dict[str, Any]) -> str | None:
 def is_decided(system_attrs: dict[str, Any]) -> bool:
     """Whether a trial's system attrs carry the mark (and it did not yield to a rival)."""
     return _mark(system_attrs) is not None and DUPLICATE_KEY not in system_attrs
-
-
-def is_duplicate(system_attrs: dict[str, Any]) -> bool:
-    """Whether the trial yielded its architecture to a rival (it was not trained)."""
-    return DUPLICATE_KEY in system_attrs

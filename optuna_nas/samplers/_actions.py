@@ -58,7 +58,8 @@ class ActionSpace:
         d = self.distribution
         if isinstance(d, IntDistribution):
             return int(d.low + index * d.step)
-        return float(min(d.high, d.low + index * d.step))
+        # 15 significant digits: 0.1 * 3 is 0.3, as a user (or another sampler) would write it.
+        return float(f"{min(d.high, d.low + index * d.step):.15g}")
 
     def _cut_grid(self, bins: int) -> list[int]:
         """First grid index of each non-empty group of equal (log-)width."""

@@ -47,7 +47,8 @@ from optuna_nas.samplers._replay import Learner
 from optuna_nas.samplers._replay import StudyReplay
 from optuna_nas.samplers._replay import _StudyReplaced
 
-_TRIAL_CONTEXTS_KEPT = 256
+#: Trials whose learned state and plan are kept until they finish (ask-and-tell may hold many open).
+_TRIAL_CONTEXTS_KEPT = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +163,9 @@ class NASSampler(BaseSampler, abc.ABC):
             raise ValueError(f"pruned must be one of {list(PRUNED_POLICIES)}, got {pruned!r}.")
         self._pruned = pruned
         self._float_bins = check_int("float_bins", float_bins, minimum=2)
-        self._avoid_duplicates = bool(avoid_duplicates)
+        if not isinstance(avoid_duplicates, bool):
+            raise ValueError(f"avoid_duplicates must be True or False, got {avoid_duplicates!r}.")
+        self._avoid_duplicates = avoid_duplicates
         if dedup_key is not None and not callable(dedup_key):
             raise ValueError(f"dedup_key must be a function params -> hashable, got {dedup_key!r}.")
         self._dedup_key = dedup_key
@@ -246,7 +249,8 @@ class NASSampler(BaseSampler, abc.ABC):
         return ActionSpace(distribution, self._float_bins)
 
     def is_evaluated(self, study: optuna.Study, params: dict[str, Any]) -> bool:
-        """Whether the architecture of ``params`` was evaluated or is pending (decided, running)."""
+        """Whether the architecture of ``params`` was evaluated or is pending (decided, running), as
+        of the last read of storage (every decision and every plan reads it first)."""
         replay = self._study_replay(study)
         with replay.lock:
             return replay.trie.contains(params)
@@ -254,15 +258,14 @@ class NASSampler(BaseSampler, abc.ABC):
     def learned_state(self, study: optuna.Study, *, before: int | None = None) -> Any:
         """The learned state from the study's finished trials numbered below ``before`` (all: ``None``),
         read from storage now."""
-        replay = self._synced_replay(study, current=None)
-        return replay.state_before(before)
+        return self._synced_replay(study).state_before(before)
 
     def architecture_holders(self, study: optuna.Study, trial_number: int, params: dict[str, Any]) -> list[FrozenTrial]:
         """The other trials that hold exactly ``params``, read from storage now: the first finished
         trial that evaluated them and the running ones marked decided (used by
         :func:`~optuna_nas.samplers.mark_decided` to claim an architecture without reading every
         trial)."""
-        replay = self._synced_replay(study, current=trial_number)
+        replay = self._synced_replay(study)
         storage = study._storage
         return [
             storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
@@ -288,7 +291,13 @@ class NASSampler(BaseSampler, abc.ABC):
         return {}
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        context = self._context(study, trial)
+        try:
+            context = self._context(study, trial)
+        except Exception:  # noqa: BLE001
+            # Raised here, inside study.ask(), the error would leave the new trial RUNNING; the
+            # first decision computes the context again and raises inside the objective, where
+            # Optuna fails the trial.
+            return
         if context.plan is None or not context.plan.attrs or "fixed_params" in trial.system_attrs:
             return
         prefix = type(self).__name__
@@ -317,7 +326,7 @@ class NASSampler(BaseSampler, abc.ABC):
         decision = Decision(study, trial, param_name, actions, allowed, context.state, context.n_finished,
                             context.plan, rng)
         action = self.propose(decision)
-        if not isinstance(action, (int, np.integer)) or not 0 <= action < actions.size:
+        if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < actions.size:
             raise RuntimeError(
                 f"{type(self).__name__}.propose returned {action!r} for {param_name!r}; "
                 f"expected an action in [0, {actions.size})."
@@ -337,8 +346,9 @@ class NASSampler(BaseSampler, abc.ABC):
         self._init_caches()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NASSampler:
-        clone = copy.copy(self)
-        clone.__setstate__(self.__getstate__())
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
         return clone
 
     # -- Machinery --------------------------------------------------------------------------------
@@ -360,20 +370,20 @@ class NASSampler(BaseSampler, abc.ABC):
                 replay = by_study[study._study_id] = StudyReplay(learner, trie)
             return replay
 
-    def _synced_replay(self, study: optuna.Study, current: int | None) -> StudyReplay:
+    def _synced_replay(self, study: optuna.Study) -> StudyReplay:
         """The study's replay, after taking in what storage holds now: all trials on first contact,
         then only the trials that were unfinished and the new ones."""
         replay = self._study_replay(study)
         try:
             if replay.synced:
-                replay.refresh(study._storage, study._study_id, current=current)
+                replay.refresh(study._storage, study._study_id)
             else:
-                replay.sync(study._storage.get_all_trials(study._study_id, deepcopy=False), current=current)
+                replay.sync(study._storage.get_all_trials(study._study_id, deepcopy=False))
         except _StudyReplaced:
             with self._lock:
                 self._replays[study._storage].pop(study._study_id, None)
             replay = self._study_replay(study)
-            replay.sync(study._storage.get_all_trials(study._study_id, deepcopy=False), current=current)
+            replay.sync(study._storage.get_all_trials(study._study_id, deepcopy=False))
         return replay
 
     def _context(self, study: optuna.Study, trial: FrozenTrial) -> _TrialContext:
@@ -382,7 +392,7 @@ class NASSampler(BaseSampler, abc.ABC):
             context = self._contexts.get(key)
         if context is not None:
             return context
-        replay = self._synced_replay(study, current=trial.number)
+        replay = self._synced_replay(study)
         with replay.lock:
             state = replay.state_before(trial.number)
             n_finished = replay.n_finished(trial.number)
@@ -403,7 +413,7 @@ class NASSampler(BaseSampler, abc.ABC):
         if not self._avoid_duplicates or not actions.exact:
             return everything
         values = actions.values()
-        replay = self._synced_replay(study, current=trial.number)
+        replay = self._synced_replay(study)
         with replay.lock:
             seen = replay.trie.exhausted_choices(trial.params, name, values)
         fresh = [action for action in everything if not _member(values[action], seen)]

@@ -119,7 +119,7 @@ class AgingEvolutionSampler(NASSampler):
                 if int(action) == current:
                     continue
                 child = {**parent.params, name: actions.value_of(int(action), rng)}
-                if not self._avoid_duplicates or not actions.exact or not self.is_evaluated(study, child):
+                if not self.avoid_duplicates or not actions.exact or not self.is_evaluated(study, child):
                     return Plan(params=child, attrs={**attrs, "mutation": name})
         # Every one-step neighbour was evaluated: mutate anyway and let the draw decide.
         if not mutable:

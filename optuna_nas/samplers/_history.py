@@ -68,7 +68,13 @@ class Episode:
 
 
 def is_whole(trial: FrozenTrial) -> bool:
-    """Whether every architecture decision of ``trial`` was taken (see :attr:`Episode.whole`)."""
+    """Whether every architecture decision of ``trial`` was taken (see :attr:`Episode.whole`).
+
+    A trial that yielded its architecture to another (``optuna_nas:duplicate_of``) is not: it was
+    not evaluated, and the other trial holds the architecture.
+    """
+    if DUPLICATE_KEY in trial.system_attrs:
+        return False
     return (
         trial.state == TrialState.COMPLETE
         or is_decided(trial.system_attrs)

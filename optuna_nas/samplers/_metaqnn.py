@@ -203,9 +203,15 @@ class MetaQNNSampler(NASSampler):
 
 def _check_schedule(schedule: Sequence[tuple[float, int]]) -> tuple[tuple[float, int], ...]:
     try:
-        steps = tuple((float(e), int(n)) for e, n in schedule)
+        pairs = [(e, n) for e, n in schedule]
     except (TypeError, ValueError):
         raise ValueError(f"epsilon_schedule must be (epsilon, number of models) pairs, got {schedule!r}.") from None
+    if any(isinstance(e, bool) or not isinstance(e, (int, float)) or isinstance(n, bool) or not isinstance(n, int)
+           for e, n in pairs):
+        raise ValueError(
+            f"epsilon_schedule must pair a number epsilon with an integer count, got {schedule!r}."
+        )
+    steps = tuple((float(e), int(n)) for e, n in pairs)
     if not steps or any(not 0 <= e <= 1 or n < 1 for e, n in steps):
         raise ValueError(
             f"epsilon_schedule must be non-empty, with epsilons in [0, 1] and counts >= 1, got {schedule!r}."

@@ -23,6 +23,7 @@ from typing import Any
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._decided import claimed_params
 from optuna_nas.samplers._dedup import EvaluatedTrie
 from optuna_nas.samplers._history import FINISHED
 from optuna_nas.samplers._history import Episode
@@ -64,8 +65,7 @@ class StudyReplay:
         self._hashes: list[int] = [0]  # _hashes[k]: rolling hash of _numbers[:k]
         self._checkpoints: OrderedDict[int, tuple[int, RewardLedger, Any]] = OrderedDict()
         self._sparse: dict[int, tuple[int, RewardLedger, Any]] = {}
-        self._pending: dict[int, dict[str, Any]] = {}  # number -> params of pending architectures
-        self.learn_calls = 0
+        self._pending: dict[int, dict[str, Any]] = {}  # number -> claimed params of running decided trials
 
     # -- Reading storage ------------------------------------------------------------------------
 
@@ -74,11 +74,8 @@ class StudyReplay:
         """Whether the replay has read the study once."""
         return self._first_trial_id is not None
 
-    def sync(self, trials: Sequence[FrozenTrial], *, current: int | None = None) -> None:
-        """Take in what changed in ``trials`` (all of the study's trials, in number order).
-
-        ``current`` (a trial number) is never counted as pending.
-        """
+    def sync(self, trials: Sequence[FrozenTrial]) -> None:
+        """Take in what changed in ``trials`` (all of the study's trials, in number order)."""
         with self.lock:
             if trials and self._first_trial_id is not None and trials[0]._trial_id != self._first_trial_id:
                 raise _StudyReplaced()
@@ -87,47 +84,56 @@ class StudyReplay:
             find = _finder(trials)
             looked_at = sorted(self._unsettled) + list(range(self._frontier, len(trials)))
             seen = [trial for trial in map(find, looked_at) if trial is not None]
-            self._frontier = max(self._frontier, len(trials))
-            self._take_in(seen, current)
+            self._take_in(seen, max(self._frontier, len(trials)))
 
-    def refresh(self, storage: Any, study_id: int, *, current: int | None = None) -> None:
+    def refresh(self, storage: Any, study_id: int) -> None:
         """Take in what changed, reading only the trials unfinished at the last sync and new ones.
 
-        The cost does not grow with the study: one read per running trial, and one per new trial.
+        The cost does not grow with the study: one read per unfinished trial, one per new trial, and
+        one to check that trial 0 is still the one read first.
 
         Raises:
-            _StudyReplaced: A trial read before is gone (the study was deleted and made again).
+            _StudyReplaced: The study's trials are not the ones read before (it was deleted and made
+                again under the same id).
         """
         with self.lock:
             seen = []
+            frontier = self._frontier
             try:
+                if storage.get_trial_id_from_study_id_trial_number(study_id, 0) != self._first_trial_id:
+                    raise _StudyReplaced()
                 for number, trial_id in sorted(self._unsettled.items()):
-                    if number != current:
-                        seen.append(storage.get_trial(trial_id))
+                    seen.append(storage.get_trial(trial_id))
                 while True:
                     try:
-                        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self._frontier)
+                        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frontier)
                     except KeyError:
                         break
                     seen.append(storage.get_trial(trial_id))
-                    self._frontier += 1
+                    frontier += 1
             except KeyError:
                 raise _StudyReplaced() from None
-            if current is not None and current in self._unsettled:
-                seen.append(_Unfinished(current, self._unsettled[current]))
-            self._take_in(seen, current)
+            self._take_in(seen, frontier)
 
-    def _take_in(self, trials: Sequence[Any], current: int | None) -> None:
+    def _take_in(self, trials: Sequence[FrozenTrial], frontier: int) -> None:
+        """Take in trials read from storage; ``frontier`` is the first number not read.
+
+        A finished trial leaves the unfinished ones only once converted, and the frontier moves
+        only after every trial was taken in: if converting raises (a reward function that fails),
+        nothing is lost, and the next sync reads the same trials again.
+        """
         pending: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         for trial in trials:
             number = trial.number
             if trial.state in FINISHED:
-                self._unsettled.pop(number, None)
                 self._take_finished(trial)
+                self._unsettled.pop(number, None)
             else:
                 self._unsettled[number] = trial._trial_id
-                if trial.state == TrialState.RUNNING and number != current and is_whole(trial):
-                    pending[number] = (dict(trial.params), dict(trial.distributions))
+                if trial.state == TrialState.RUNNING and is_whole(trial):
+                    claimed = claimed_params(trial)
+                    pending[number] = (claimed, {name: trial.distributions[name] for name in claimed})
+        self._frontier = max(self._frontier, frontier)
         self._set_pending(pending)
 
     def _take_finished(self, trial: FrozenTrial) -> None:
@@ -149,13 +155,15 @@ class StudyReplay:
         for number in [n for n in self._pending if n not in pending]:
             self.trie.remove_pending(self._pending.pop(number))
         for number, (params, distributions) in pending.items():
-            if number not in self._pending:
+            if self._pending.get(number) != params:
+                if number in self._pending:
+                    self.trie.remove_pending(self._pending.pop(number))
                 self.trie.add(params, distributions, whole=True, pending=True)
                 self._pending[number] = params
 
     def holders(self, params: dict[str, Any], *, current: int) -> list[int]:
         """Numbers of the other trials that hold exactly these decisions: the first finished one
-        that evaluated them, and the running ones marked decided (as of the last sync)."""
+        that evaluated them, and the running ones that claimed them (as of the last sync)."""
         with self.lock:
             numbers = [n for n, p in self._pending.items() if n != current and p == params]
             first = self.trie.evaluated_by(params)
@@ -187,7 +195,6 @@ class StudyReplay:
             for index in range(start, k):
                 episode = ledger.settle(self.episodes[self._numbers[index]])
                 state = self._learner.learn(state, episode)
-                self.learn_calls += 1
                 if (index + 1) % _SPARSE_EVERY == 0 and index + 1 < k:
                     self._keep_sparse(index + 1, ledger, state)
                     ledger, state = ledger.copy(), self._learner.copy(state)
@@ -209,15 +216,6 @@ class StudyReplay:
                 if best[0] < start <= k and self._hashes[start] == digest:
                     best = (start, ledger, state)
         return best
-
-
-class _Unfinished:
-    """The current trial: unfinished, and never pending for itself."""
-
-    state = TrialState.RUNNING
-
-    def __init__(self, number: int, trial_id: int) -> None:
-        self.number, self._trial_id = number, trial_id
 
 
 class _StudyReplaced(Exception):

@@ -38,16 +38,28 @@ def linear(weights: Sequence[float]) -> RewardFunction:
     Raises:
         ValueError: A weight is negative or not a finite number.
     """
-    checked = [float(w) for w in weights]
+    try:
+        checked = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        checked = []
     if not checked or any(not math.isfinite(w) or w < 0 for w in checked):
-        raise ValueError(f"weights must be finite numbers >= 0, one per objective, got {list(weights)!r}.")
+        raise ValueError(f"weights must be finite numbers >= 0, one per objective, got {weights!r}.")
+    return _Linear(tuple(checked))
 
-    def reward(values: Sequence[float], directions: Sequence[StudyDirection]) -> float:
-        if len(values) != len(checked):
-            raise ValueError(f"weights has {len(checked)} entries but the study has {len(values)} objectives.")
-        return sum(w * _sign(d) * float(v) for w, d, v in zip(checked, directions, values))
 
-    return reward
+class _Linear:
+    """``linear(weights)``: a class rather than a closure, so samplers holding it can be pickled."""
+
+    def __init__(self, weights: tuple[float, ...]) -> None:
+        self.weights = weights
+
+    def __call__(self, values: Sequence[float], directions: Sequence[StudyDirection]) -> float:
+        if len(values) != len(self.weights):
+            raise ValueError(f"weights has {len(self.weights)} entries but the study has {len(values)} objectives.")
+        return sum(w * _sign(d) * float(v) for w, d, v in zip(self.weights, directions, values))
+
+    def __repr__(self) -> str:
+        return f"rewards.linear({list(self.weights)!r})"
 
 
 def mnas(target: float, *, cost_index: int = 2, accuracy_index: int = 0, exponent: float = -0.07) -> RewardFunction:
@@ -65,16 +77,36 @@ def mnas(target: float, *, cost_index: int = 2, accuracy_index: int = 0, exponen
     Raises:
         ValueError: ``target`` is not positive or ``exponent`` is not negative.
     """
-    if not target > 0:
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0 or not math.isfinite(target):
         raise ValueError(f"target must be a positive cost, got {target!r}.")
-    if not exponent < 0:
+    if isinstance(exponent, bool) or not isinstance(exponent, (int, float)) or not exponent < 0:
         raise ValueError(f"exponent must be negative, got {exponent!r}.")
+    for name, index in (("cost_index", cost_index), ("accuracy_index", accuracy_index)):
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"{name} must be an objective index >= 0, got {index!r}.")
+    if cost_index == accuracy_index:
+        raise ValueError(f"cost_index and accuracy_index must differ, got {cost_index!r} for both.")
+    return _MNAS(float(target), cost_index, accuracy_index, float(exponent))
 
-    def reward(values: Sequence[float], directions: Sequence[StudyDirection]) -> float:
-        cost = max(float(values[cost_index]), 1e-12)
-        return float(values[accuracy_index]) * (cost / target) ** exponent
 
-    return reward
+class _MNAS:
+    """``mnas(target, ...)``: a class rather than a closure, so samplers holding it can be pickled."""
+
+    def __init__(self, target: float, cost_index: int, accuracy_index: int, exponent: float) -> None:
+        self.target, self.cost_index, self.accuracy_index, self.exponent = target, cost_index, accuracy_index, exponent
+
+    def __call__(self, values: Sequence[float], directions: Sequence[StudyDirection]) -> float:
+        if max(self.cost_index, self.accuracy_index) >= len(values):
+            raise ValueError(
+                f"mnas reward: cost_index {self.cost_index} / accuracy_index {self.accuracy_index} "
+                f"out of range for a study of {len(values)} objectives."
+            )
+        cost = max(float(values[self.cost_index]), 1e-12)
+        return float(values[self.accuracy_index]) * (cost / self.target) ** self.exponent
+
+    def __repr__(self) -> str:
+        return (f"rewards.mnas({self.target!r}, cost_index={self.cost_index}, "
+                f"accuracy_index={self.accuracy_index}, exponent={self.exponent})")
 
 
 __all__ = ["RewardFunction", "first_objective", "linear", "mnas"]

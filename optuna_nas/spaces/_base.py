@@ -129,7 +129,13 @@ class Space(abc.ABC):
         """Ask ``trial`` for an architecture and return its spec.
 
         Once every decision is taken the trial is marked decided in storage, so the samplers of
-        other workers see its architecture as under evaluation from then on.
+        other workers see its architecture as under evaluation from then on
+        (:func:`optuna_nas.samplers.mark_decided`).
+
+        Raises:
+            optuna.TrialPruned: The study's sampler avoids duplicates and another trial holds this
+                architecture (see :func:`~optuna_nas.samplers.mark_decided`). Inside
+                ``study.optimize`` the trial ends pruned; with ask-and-tell, tell it as pruned.
         """
         spec = self.decide(TrialDecider(trial))
         mark_decided(trial)

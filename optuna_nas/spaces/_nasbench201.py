@@ -79,6 +79,11 @@ class NASBench201Spec(ArchitectureSpec):
         of its inputs, which is unordered, so each node is written as the sorted list of its
         ``op(input)`` terms; the output node's expression is the key. Cells whose output is cut off
         from the input all share one form.
+
+        What the form leaves out: ops on dead edges still cost parameters and FLOPs, and a conv
+        (ReLU-conv-BN) fed by a node cut off from the input adds BatchNorm's learned bias; trained
+        networks of one form therefore differ in cost, and slightly in accuracy. For searches that
+        trade accuracy against cost, leave the key out (the raw cells are then all distinct).
         """
         ops = dict(zip(NB201_EDGES, self.ops))
         reaches_output = {3}

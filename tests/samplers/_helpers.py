@@ -20,3 +20,17 @@ def nb201_two_objectives(trial: optuna.Trial) -> tuple[float, float]:
     spec = NB201.suggest(trial)
     convs = sum(op.startswith("nor_conv") for op in spec.ops)
     return sum(SCORES[op] for op in spec.ops), float(convs)
+
+
+def trained_architectures(study: optuna.Study) -> list[tuple]:
+    """The architectures trained, after checking that each appears once and that every other trial
+    yielded, untrained, to a complete trial with the same params."""
+    trained = [t for t in study.trials if "optuna_nas:duplicate_of" not in t.system_attrs]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trained)
+    for yielded in (t for t in study.trials if "optuna_nas:duplicate_of" in t.system_attrs):
+        holder = study.trials[yielded.system_attrs["optuna_nas:duplicate_of"]]
+        assert yielded.state == optuna.trial.TrialState.PRUNED and holder.state == optuna.trial.TrialState.COMPLETE
+        assert holder.params == yielded.params
+    architectures = [tuple(t.params.values()) for t in trained]
+    assert len(set(architectures)) == len(architectures)
+    return architectures
