@@ -9,5 +9,10 @@ does not import torch; the subpackages that need it import it when they are firs
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("optuna-nas")  # one source of truth: pyproject.toml
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 __all__ = ["__version__"]

@@ -143,3 +143,12 @@ def test_a_trial_that_raises_ends_only_itself(tmp_path, monkeypatch):
     url = _search(tmp_path, "--sampler", "random", "--n-trials", "3")
     states = [t.state.name for t in optuna.load_study(storage=url, study_name="s").trials]
     assert states == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_version_is_the_installed_package_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"optuna-nas {metadata.version('optuna-nas')}"

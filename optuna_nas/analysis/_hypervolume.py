@@ -1,4 +1,5 @@
-"""Exact hypervolume of a set of points against a reference point."""
+"""Non-dominated masks and exact hypervolume, delegated to moocore (a maintained C implementation
+of the multi-objective indicators: https://multi-objective.github.io/moocore/python/)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,20 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def pareto_mask(points: np.ndarray) -> np.ndarray:
-    """Which rows of ``points`` (all objectives minimised) no other row dominates."""
-    points = np.asarray(points, dtype=float)
-    keep = np.ones(len(points), dtype=bool)
-    for i, point in enumerate(points):
-        dominated_by = np.all(points <= point, axis=1) & np.any(points < point, axis=1)
-        keep[i] = not dominated_by.any()
-    return keep
+def pareto_mask(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Which rows of ``points`` (all objectives minimised) no other row dominates.
+
+    Identical rows are all kept (none dominates another).
+    """
+    import moocore
+
+    array = np.asarray(points, dtype=float)
+    if array.size == 0:
+        return np.zeros(len(array), dtype=bool)
+    array = array.reshape(len(array), -1)
+    if array.shape[1] == 1:
+        return array[:, 0] == array[:, 0].min()
+    return np.asarray(moocore.is_nondominated(array, keep_weakly=True), dtype=bool)
 
 
 def hypervolume_of_points(
@@ -26,12 +33,14 @@ def hypervolume_of_points(
         points: One row per solution, one column per objective.
         reference: The bound of the volume: a point every solution should improve on, e.g.
             ``(0.0, max_flops)`` for ``("maximize", "minimize")``. Points that do not improve on it
-            in every objective add nothing.
+            in every objective, or are not finite, add nothing.
         directions: ``"maximize"`` or ``"minimize"`` per objective.
 
     Raises:
         ValueError: The lengths disagree or a direction is unknown.
     """
+    import moocore
+
     reference_array = np.asarray(reference, dtype=float)
     if len(directions) != len(reference_array):
         raise ValueError(f"reference must have one value per direction {list(directions)}, got {list(reference)}.")
@@ -44,27 +53,6 @@ def hypervolume_of_points(
     array = array[np.all(array < bound, axis=1) & np.all(np.isfinite(array), axis=1)]
     if len(array) == 0:
         return 0.0
-    return float(_volume(array[pareto_mask(array)], bound))
-
-
-def _volume(points: np.ndarray, bound: np.ndarray) -> float:
-    """Hypervolume of minimised ``points`` (all strictly better than ``bound``), by slicing."""
-    if points.shape[1] == 1:
-        return float(bound[0] - points[:, 0].min())
-    if points.shape[1] == 2:
-        ordered = points[np.argsort(points[:, 0])]
-        volume, ceiling = 0.0, bound[1]
-        for x, y in ordered:
-            if y < ceiling:
-                volume += (bound[0] - x) * (ceiling - y)
-                ceiling = y
-        return volume
-    ordered = points[np.argsort(points[:, -1])]
-    volume = 0.0
-    for i in range(len(ordered)):
-        upper = ordered[i + 1, -1] if i + 1 < len(ordered) else bound[-1]
-        depth = upper - ordered[i, -1]
-        if depth > 0:
-            slab = ordered[: i + 1, :-1]
-            volume += depth * _volume(slab[pareto_mask(slab)], bound[:-1])
-    return volume
+    if array.shape[1] == 1:
+        return float(bound[0] - array[:, 0].min())
+    return float(moocore.hypervolume(array, ref=bound))

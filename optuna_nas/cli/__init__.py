@@ -14,7 +14,10 @@ def build_parser() -> argparse.ArgumentParser:
     from optuna_nas.cli._report import export, pareto, qtable
     from optuna_nas.cli._search import add_search_arguments, search, worker
 
+    from optuna_nas import __version__
+
     parser = argparse.ArgumentParser(prog="optuna-nas", description="Neural architecture search on Optuna.")
+    parser.add_argument("--version", action="version", version=f"optuna-nas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("search", help="run or resume a study")
