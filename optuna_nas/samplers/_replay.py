@@ -1,7 +1,8 @@
 """What a sampler derives from one study's trials, kept up to date at the cost of what changed.
 
-* **Episodes**: each finished trial is converted once, when it is first seen finished. A sync looks
-  only at the trials that were unfinished at the last sync and at the new ones.
+* **Episodes**: each finished trial is converted once, when it is first seen finished. The study is
+  read whole once (:meth:`StudyReplay.sync`); after that, :meth:`StudyReplay.refresh` reads only the
+  trials that were unfinished at the last read and the new ones.
 * **Learned state**: the fold of the learner over the finished episodes numbered below a trial, in
   number order. States are kept as checkpoints keyed by the exact sequence of trial numbers they
   fold (a rolling hash), so a trial extends the longest checkpoint that is a prefix of its own
@@ -71,20 +72,15 @@ class StudyReplay:
 
     @property
     def synced(self) -> bool:
-        """Whether the replay has read the study once."""
+        """Whether the replay has read the study once (after that, :meth:`refresh` keeps it current)."""
         return self._first_trial_id is not None
 
     def sync(self, trials: Sequence[FrozenTrial]) -> None:
-        """Take in what changed in ``trials`` (all of the study's trials, in number order)."""
+        """Take in all of the study's trials (in number order): the first read of a study."""
         with self.lock:
-            if trials and self._first_trial_id is not None and trials[0]._trial_id != self._first_trial_id:
-                raise _StudyReplaced()
-            if trials and self._first_trial_id is None:
+            if trials:
                 self._first_trial_id = trials[0]._trial_id
-            find = _finder(trials)
-            looked_at = sorted(self._unsettled) + list(range(self._frontier, len(trials)))
-            seen = [trial for trial in map(find, looked_at) if trial is not None]
-            self._take_in(seen, max(self._frontier, len(trials)))
+            self._take_in(trials, max(self._frontier, len(trials)))
 
     def refresh(self, storage: Any, study_id: int) -> None:
         """Take in what changed, reading only the trials unfinished at the last sync and new ones.
@@ -220,11 +216,3 @@ class StudyReplay:
 
 class _StudyReplaced(Exception):
     """The study's trials are not the ones this replay was built from (a study recreated)."""
-
-
-def _finder(trials: Sequence[FrozenTrial]) -> Callable[[int], FrozenTrial | None]:
-    """``number -> trial`` over a number-ordered list (storages list trial ``i`` at index ``i``)."""
-    if all(trials[i].number == i for i in {0, len(trials) // 2, len(trials) - 1} if trials):
-        return lambda number: trials[number] if number < len(trials) else None
-    by_number = {t.number: t for t in trials}
-    return by_number.get

@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 
 from optuna_nas import spaces
+from optuna_nas.samplers import AgingEvolutionSampler, MetaQNNSampler
 
 NB201 = spaces.NASBench201Space()
 SCORES = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
@@ -34,3 +35,21 @@ def trained_architectures(study: optuna.Study) -> list[tuple]:
     architectures = [tuple(t.params.values()) for t in trained]
     assert len(set(architectures)) == len(architectures)
     return architectures
+
+
+class Counting:
+    """Counts the learn calls of the sampler it is mixed into."""
+
+    learn_calls = 0
+
+    def learn(self, state, episode):  # noqa: ANN001, ANN201
+        self.learn_calls += 1
+        return super().learn(state, episode)
+
+
+class CountingMetaQNN(Counting, MetaQNNSampler):
+    pass
+
+
+class CountingEvolution(Counting, AgingEvolutionSampler):
+    pass

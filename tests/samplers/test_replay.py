@@ -6,30 +6,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from _helpers import NB201, SCORES
+from _helpers import NB201, SCORES, CountingEvolution, CountingMetaQNN
 from _propose import SMALL
-from optuna_nas.samplers import AgingEvolutionSampler, MetaQNNSampler, RewardLedger, create_sampler
+from optuna_nas.samplers import AgingEvolutionSampler, RewardLedger, create_sampler
 from optuna_nas.samplers._history import to_episode
 
 SAMPLERS = ["metaqnn", "evolution"]
-
-
-class Counting:
-    """Counts the learn calls of the sampler it is mixed into."""
-
-    learn_calls = 0
-
-    def learn(self, state, episode):
-        self.learn_calls += 1
-        return super().learn(state, episode)
-
-
-class CountingMetaQNN(Counting, MetaQNNSampler):
-    pass
-
-
-class CountingEvolution(Counting, AgingEvolutionSampler):
-    pass
 
 
 COUNTING = {"metaqnn": CountingMetaQNN, "evolution": CountingEvolution}
