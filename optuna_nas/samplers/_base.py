@@ -61,7 +61,9 @@ class Plan:
             :meth:`NASSampler.propose`.
         attrs: What to record about the plan (e.g. the parent and the mutation), written to the
             trial's system attrs as ``"<class name>:<key>"`` unless the trial was enqueued with
-            fixed params (then the plan is not what the trial ran).
+            fixed params (then the plan is not what the trial ran). A decision whose planned value
+            was no longer allowed when it came (another worker started that architecture meanwhile)
+            is listed in ``"<class name>:unplanned"``.
     """
 
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -111,6 +113,7 @@ class _TrialContext:
     state: Any
     n_finished: int
     plan: Plan | None
+    unplanned: list[str] = dataclasses.field(default_factory=list)
 
 
 class NASSampler(BaseSampler, abc.ABC):
@@ -323,6 +326,11 @@ class NASSampler(BaseSampler, abc.ABC):
             planned = context.plan.params[param_name]
             if actions.contains(planned) and (not actions.exact or actions.action_of(planned) in allowed):
                 return planned
+            if context.plan.attrs and "fixed_params" not in trial.system_attrs:
+                context.unplanned.append(param_name)
+                study._storage.set_trial_system_attr(
+                    trial._trial_id, f"{type(self).__name__}:unplanned", list(context.unplanned)
+                )
         decision = Decision(study, trial, param_name, actions, allowed, context.state, context.n_finished,
                             context.plan, rng)
         action = self.propose(decision)

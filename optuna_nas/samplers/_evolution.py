@@ -34,7 +34,9 @@ class AgingEvolutionSampler(NASSampler):
 
     The parent and the mutated decision are recorded in the trial's system attrs
     (``AgingEvolutionSampler:parent``, ``AgingEvolutionSampler:mutation``), except for enqueued
-    trials.
+    trials. With several workers, another worker may start the planned child between the plan and
+    a decision; that decision then takes another allowed value and is listed in
+    ``AgingEvolutionSampler:unplanned``, so the child is new rather than a duplicate.
 
     Args:
         population_size: P, the number of live members (the paper: 100).

@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from optuna_nas.samplers import AgingEvolutionSampler, MetaQNNSampler, mark_decided, rewards
+from optuna_nas.samplers import AgingEvolutionSampler, MetaQNNSampler, NASSampler, Plan, mark_decided, rewards
 
 A = {"a": CategoricalDistribution(["x", "y", "z"])}
 
@@ -125,3 +125,28 @@ def test_samplers_with_reward_functions_pickle():
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+class _FixedPlan(NASSampler):
+    """Plans the same child for every trial."""
+
+    def plan(self, study, trial, state, n_finished):
+        return Plan(params={"a": "x", "b": 1}, attrs={"parent": 0})
+
+    def propose(self, decision):
+        return decision.random_action()
+
+
+def test_a_decision_whose_planned_child_another_worker_took_is_recorded():
+    study = optuna.create_study(direction="maximize", sampler=_FixedPlan(seed=0))
+    holder = study.ask()  # takes the planned child, and holds it while it runs
+    holder.suggest_categorical("a", ["x", "y"])
+    holder.suggest_categorical("b", [1, 2])
+    mark_decided(holder)
+    assert holder.params == {"a": "x", "b": 1}
+    follower = study.ask()
+    follower.suggest_categorical("a", ["x", "y"])
+    assert follower.suggest_categorical("b", [1, 2]) == 2  # the planned 1 is pending elsewhere
+    attrs = study._storage.get_trial(follower._trial_id).system_attrs
+    assert attrs["_FixedPlan:parent"] == 0 and attrs["_FixedPlan:unplanned"] == ["b"]
+    assert "_FixedPlan:unplanned" not in study._storage.get_trial(holder._trial_id).system_attrs

@@ -30,6 +30,7 @@ def test_child_is_its_parent_with_one_decision_changed_and_new():
         mutation = child.system_attrs["AgingEvolutionSampler:mutation"]
         assert parent.number < child.number
         assert {k for k in child.params if child.params[k] != parent.params[k]} == {mutation}
+        assert "AgingEvolutionSampler:unplanned" not in child.system_attrs  # one worker: plans hold
     assert len({tuple(t.params.values()) for t in study.trials}) == 60
 
 
