@@ -33,17 +33,17 @@ class TimedSampler(BaseSampler):
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
 
-    def infer_relative_search_space(self, study, trial):  # noqa: ANN001, ANN201
+    def infer_relative_search_space(self, study, trial):
         return self._timed("infer_relative_search_space", study, trial)
 
-    def sample_relative(self, study, trial, search_space):  # noqa: ANN001, ANN201
+    def sample_relative(self, study, trial, search_space):
         return self._timed("sample_relative", study, trial, search_space)
 
-    def sample_independent(self, study, trial, param_name, param_distribution):  # noqa: ANN001, ANN201
+    def sample_independent(self, study, trial, param_name, param_distribution):
         return self._timed("sample_independent", study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self._timed("before_trial", study, trial)
 
-    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+    def after_trial(self, study, trial, state, values) -> None:
         self._timed("after_trial", study, trial, state, values)

@@ -29,16 +29,18 @@ import time
 
 import optuna
 
-from optuna_nas.analysis import hypervolume_of_points, pareto_mask
+from optuna_nas.analysis import hypervolume_of_points
+from optuna_nas.analysis import pareto_mask
 from optuna_nas.objectives import NASBench201
 from optuna_nas.objectives._nasbench201 import _costs
-from optuna_nas.samplers import available_samplers, create_sampler
+from optuna_nas.samplers import available_samplers
+from optuna_nas.samplers import create_sampler
 from optuna_nas.spaces import NASBench201Space
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import TimedSampler  # noqa: E402
+from _timing import TimedSampler
 
-from optuna_nas.objectives import DEFAULT_TABLE  # noqa: E402
+from optuna_nas.objectives import DEFAULT_TABLE
 
 
 def judge_column(table: str, dataset: str) -> dict[str, float]:
@@ -64,14 +66,20 @@ def run_one(name: str, seed: int, args: argparse.Namespace, judge: dict[str, flo
         curve.append(best)
     arch = answer.user_attrs["arch"]
     run = {
-        "sampler": name, "seed": seed, "arch": arch, "signal": best, "test_200ep": judge[arch],
-        "curve": curve, "wall_s": wall, "sampler_s": sampler.seconds,
+        "sampler": name,
+        "seed": seed,
+        "arch": arch,
+        "signal": best,
+        "test_200ep": judge[arch],
+        "curve": curve,
+        "wall_s": wall,
+        "sampler_s": sampler.seconds,
     }
     if args.multi_objective:
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         points = [[t.values[0], t.values[2]] for t in done]
         mask = pareto_mask([[-a, f] for a, f in points])
-        front = {(t.user_attrs["arch"], a, f) for t, (a, f), keep in zip(done, points, mask) if keep}
+        front = {(t.user_attrs["arch"], a, f) for t, (a, f), keep in zip(done, points, mask, strict=True) if keep}
         run["pareto"] = [list(item) for item in sorted(front, key=lambda item: item[2])]
         reference = (0.0, max(flops for _, flops in _costs(args.dataset).values()))
         volume = hypervolume_of_points(points, reference, ("maximize", "minimize"))
@@ -84,8 +92,10 @@ def summarise(runs: list[dict], optimum: float, multi_objective: bool) -> list[s
     for run in runs:
         by_sampler.setdefault(run["sampler"], []).append(run)
     tpe_time = statistics.mean(r["sampler_s"] for r in by_sampler["tpe"]) if "tpe" in by_sampler else None
-    header = (f"{'sampler':<18} {'signal':>7} {'test_200ep mean +- std':>24} {'regret':>8} "
-              f"{'sampler s/run':>14} {'vs TPE':>7}")
+    header = (
+        f"{'sampler':<18} {'signal':>7} {'test_200ep mean +- std':>24} {'regret':>8} "
+        f"{'sampler s/run':>14} {'vs TPE':>7}"
+    )
     lines = [header + (f" {'hypervolume':>12}" if multi_objective else "")]
     for name, group in by_sampler.items():
         tests = [r["test_200ep"] for r in group]
@@ -93,8 +103,10 @@ def summarise(runs: list[dict], optimum: float, multi_objective: bool) -> list[s
         sampler_time = statistics.mean(r["sampler_s"] for r in group)
         ratio = f"{sampler_time / tpe_time:7.2f}" if tpe_time else f"{'-':>7}"
         signal = statistics.mean(r["signal"] for r in group)
-        line = (f"{name:<18} {signal:>7.2f} {statistics.mean(tests):>15.2f} +- {std:<5.2f} "
-                f"{optimum - statistics.mean(tests):>8.2f} {sampler_time:>14.3f} {ratio}")
+        line = (
+            f"{name:<18} {signal:>7.2f} {statistics.mean(tests):>15.2f} +- {std:<5.2f} "
+            f"{optimum - statistics.mean(tests):>8.2f} {sampler_time:>14.3f} {ratio}"
+        )
         if multi_objective:
             line += f" {statistics.mean(r['hypervolume'] for r in group):>12.4f}"
         lines.append(line)
@@ -124,8 +136,9 @@ def main() -> None:
     names = [name for name in args.samplers.split(",") if name]
     unknown = [name for name in names if name not in available_samplers()]
     if unknown or args.budget < 1 or args.seeds < 1:
-        parser.error(f"--samplers must be among {available_samplers()} (got {unknown}); "
-                     f"--budget and --seeds must be >= 1")
+        parser.error(
+            f"--samplers must be among {available_samplers()} (got {unknown}); --budget and --seeds must be >= 1"
+        )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     judge = judge_column(args.table, args.dataset)
     optimum = max(judge.values())
@@ -133,8 +146,10 @@ def main() -> None:
     for name in names:
         for seed in range(args.seed_offset, args.seed_offset + args.seeds):
             runs.append(run_one(name, seed, args, judge))
-    print(f"NAS-Bench-201 {args.dataset}: budget {args.budget}, {args.seeds} seeds "
-          f"(from {args.seed_offset}), optimum {optimum:.2f}, table {os.path.basename(args.table)}")
+    print(
+        f"NAS-Bench-201 {args.dataset}: budget {args.budget}, {args.seeds} seeds "
+        f"(from {args.seed_offset}), optimum {optimum:.2f}, table {os.path.basename(args.table)}"
+    )
     print("\n".join(summarise(runs, optimum, args.multi_objective)))
     if args.out:
         with open(args.out, "w") as f:

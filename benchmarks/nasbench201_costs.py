@@ -21,7 +21,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 from optuna_nas.objectives import DEFAULT_TABLE  # noqa: E402
 from optuna_nas.objectives._nasbench201 import NB201_NETWORKS  # noqa: E402
-DEFAULT_OUT = os.path.normpath(os.path.join(HERE, os.pardir, "optuna_nas", "objectives", "data", "nasbench201_costs.csv"))
+
+DEFAULT_OUT = os.path.normpath(
+    os.path.join(HERE, os.pardir, "optuna_nas", "objectives", "data", "nasbench201_costs.csv")
+)
 FINAL_CHANNELS = 64
 
 

@@ -21,8 +21,10 @@ import time
 
 import optuna
 
-from optuna_nas.objectives import DEFAULT_TABLE, NASBench201
-from optuna_nas.samplers import available_samplers, create_sampler
+from optuna_nas.objectives import DEFAULT_TABLE
+from optuna_nas.objectives import NASBench201
+from optuna_nas.samplers import available_samplers
+from optuna_nas.samplers import create_sampler
 
 DUPLICATE_KEY = "optuna_nas:duplicate_of"
 
@@ -66,7 +68,9 @@ def main() -> None:
     if any(n not in available_samplers() for n in names) or args.trials < 4:
         parser.error(f"--samplers must be among {available_samplers()}; --trials must be >= 4")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"{'sampler':<12} {'workers':<12} {'trials':>6} {'distinct trained':>17} {'trained twice':>14} {'yielded':>8}")
+    print(
+        f"{'sampler':<12} {'workers':<12} {'trials':>6} {'distinct trained':>17} {'trained twice':>14} {'yielded':>8}"
+    )
     for name in names:
         for mode in ("4 threads", "4 processes"):
             with tempfile.TemporaryDirectory() as folder:
@@ -78,8 +82,19 @@ def main() -> None:
                 else:
                     share = args.trials // 4
                     workers = [
-                        subprocess.Popen([sys.executable, __file__, "--pause", str(args.pause), "--worker", name, url,
-                                          str(share), str(seed)])
+                        subprocess.Popen(
+                            [
+                                sys.executable,
+                                __file__,
+                                "--pause",
+                                str(args.pause),
+                                "--worker",
+                                name,
+                                url,
+                                str(share),
+                                str(seed),
+                            ]
+                        )
                         for seed in range(4)
                     ]
                     if any(w.wait() for w in workers):

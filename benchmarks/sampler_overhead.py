@@ -24,12 +24,13 @@ import optuna
 
 from optuna_nas import spaces
 from optuna_nas.objectives import NASBench201
-from optuna_nas.samplers import available_samplers, create_sampler
+from optuna_nas.samplers import available_samplers
+from optuna_nas.samplers import create_sampler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import TimedSampler  # noqa: E402
+from _timing import TimedSampler
 
-from optuna_nas.objectives import DEFAULT_TABLE as TABLE  # noqa: E402
+from optuna_nas.objectives import DEFAULT_TABLE as TABLE
 
 
 class FakeChainObjective:
@@ -42,13 +43,13 @@ class FakeChainObjective:
         return int(self.space.suggest(trial).spec_hash, 16) % 10_000 / 100.0
 
 
-def history(objective, size: int) -> list[optuna.trial.FrozenTrial]:  # noqa: ANN001
+def history(objective, size: int) -> list[optuna.trial.FrozenTrial]:
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     study.optimize(objective, n_trials=size)
     return study.trials
 
 
-def threaded_ms_per_trial(name: str, objective, trials: list, n_trials: int) -> float:  # noqa: ANN001
+def threaded_ms_per_trial(name: str, objective, trials: list, n_trials: int) -> float:
     """Sampler milliseconds per trial with 4 threads, after a warm-up trial."""
     sampler = TimedSampler(create_sampler(name, seed=0))
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -74,8 +75,11 @@ def main() -> None:
     objectives = {"nb201": NASBench201(TABLE), "chain": FakeChainObjective()}
     sizes = [int(s) for s in args.histories.split(",")]
     print(f"ms per trial inside the sampler (first trial / median of the next {args.trials - 1})")
-    print(f"{'space':<7} {'sampler':<12}" + "".join(f" {'after ' + str(s):>18}" for s in sizes)
-          + f" {'n_jobs=4 after ' + str(sizes[-1]):>24}")
+    print(
+        f"{'space':<7} {'sampler':<12}"
+        + "".join(f" {'after ' + str(s):>18}" for s in sizes)
+        + f" {'n_jobs=4 after ' + str(sizes[-1]):>24}"
+    )
     for space_name, objective in objectives.items():
         histories = {size: history(objective, size) for size in sizes}
         for name in names:
@@ -91,8 +95,9 @@ def main() -> None:
                     per_trial.append(1000.0 * (sampler.seconds - before))
                 cells.append(f"{per_trial[0]:.1f} / {statistics.median(per_trial[1:]):.1f}")
             threaded = threaded_ms_per_trial(name, objective, histories[sizes[-1]], args.trials)
-            print(f"{space_name:<7} {name:<12}" + "".join(f" {c:>18}" for c in cells) + f" {threaded:>24.1f}",
-                  flush=True)
+            print(
+                f"{space_name:<7} {name:<12}" + "".join(f" {c:>18}" for c in cells) + f" {threaded:>24.1f}", flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ import time
 import torch
 from torch.nn import functional as F
 
-from optuna_nas import data, models
+from optuna_nas import data
+from optuna_nas import models
 from optuna_nas.objectives import _training
-from optuna_nas.spaces import ChainLayer, ChainSpec
+from optuna_nas.spaces import ChainLayer
+from optuna_nas.spaces import ChainSpec
 
 SPEC = ChainSpec(
     layers=(
@@ -79,8 +81,10 @@ def main() -> None:
         plain.append(timed(plain_loop, dataset, args))
         ours.append(timed(objective_loop, dataset, args))
     plain_rate, our_rate = statistics.median(plain), statistics.median(ours)
-    print(f"dataset={args.dataset} train images={len(dataset.train_y)} epochs={args.epochs} "
-          f"batch={args.batch_size} threads={torch.get_num_threads()} device=cpu")
+    print(
+        f"dataset={args.dataset} train images={len(dataset.train_y)} epochs={args.epochs} "
+        f"batch={args.batch_size} threads={torch.get_num_threads()} device=cpu"
+    )
     print(f"plain PyTorch loop : {plain_rate:8.1f} images/s  (runs: {', '.join(f'{r:.0f}' for r in plain)})")
     print(f"objective's loop   : {our_rate:8.1f} images/s  (runs: {', '.join(f'{r:.0f}' for r in ours)})")
     print(f"ratio objective/plain: {our_rate / plain_rate:.3f}")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import optuna
 
-from optuna_nas import samplers, spaces
+from optuna_nas import samplers
+from optuna_nas import spaces
 
 
 class BanditSampler(samplers.NASSampler):

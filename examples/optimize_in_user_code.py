@@ -12,7 +12,9 @@ import math
 
 import optuna
 
-from optuna_nas import objectives, samplers, spaces
+from optuna_nas import objectives
+from optuna_nas import samplers
+from optuna_nas import spaces
 
 table = objectives.NASBench201(objectives.DEFAULT_TABLE, "cifar10")
 space = spaces.NASBench201Space()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import optuna
 
-from optuna_nas import analysis, objectives, samplers
+from optuna_nas import analysis
+from optuna_nas import objectives
+from optuna_nas import samplers
 
 if __name__ == "__main__":
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -24,7 +26,9 @@ if __name__ == "__main__":
     print(f"Pareto front: {len(front)} of {len(study.trials)} cells")
     for trial in front:
         accuracy, params, flops = trial.values
-        print(f"  {accuracy:6.2f} %  {params / 1e6:5.2f} M params  {flops / 1e6:7.1f} MFLOPs  {trial.user_attrs['arch']}")
+        print(
+            f"  {accuracy:6.2f} %  {params / 1e6:5.2f} M params  {flops / 1e6:7.1f} MFLOPs  {trial.user_attrs['arch']}"
+        )
     reference = [0.0, 2e6, 500e6]
     print(f"hypervolume vs (0 %, 2 M params, 500 MFLOPs): {analysis.hypervolume(study, reference):.4g}")
     paths = analysis.plot_pareto(study, x="flops", y="accuracy", out_dir="pareto-example")

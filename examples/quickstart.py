@@ -14,7 +14,10 @@ import warnings
 
 import optuna
 
-from optuna_nas import data, objectives, samplers, spaces
+from optuna_nas import data
+from optuna_nas import objectives
+from optuna_nas import samplers
+from optuna_nas import spaces
 
 
 def main() -> None:

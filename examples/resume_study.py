@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import optuna
 
-from optuna_nas import objectives, samplers
+from optuna_nas import objectives
+from optuna_nas import samplers
 
 STORAGE = "sqlite:///resume_example.db"
 
@@ -17,8 +18,9 @@ if __name__ == "__main__":
     # Same seed, same storage: the MetaQNN agent's Q-table is rebuilt from the finished trials,
     # so this process proposes exactly what the one that stopped would have.
     sampler = samplers.MetaQNNSampler(seed=0)
-    study = optuna.create_study(study_name="resume-example", storage=STORAGE, direction="maximize",
-                                sampler=sampler, load_if_exists=True)
+    study = optuna.create_study(
+        study_name="resume-example", storage=STORAGE, direction="maximize", sampler=sampler, load_if_exists=True
+    )
     before = len(study.trials)
     study.optimize(objective, n_trials=50)
     print(f"trials: {before} before this run, {len(study.trials)} now; best signal {study.best_value:.2f}")

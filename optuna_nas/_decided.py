@@ -6,9 +6,9 @@ architecture under evaluation (no other worker should start the same one), and a
 trial without it may have been cut short before its architecture was whole.
 
 Marking is also a claim, where the study's sampler avoids duplicates (its ``avoid_duplicates``
-attribute is true: the project's samplers by default). Samplers avoid the architectures other workers have evaluated or marked,
-but with several workers a trial can still end on a taken one: two workers decide the same one
-within the same few milliseconds, before either mark is visible, or another worker takes the last
+attribute is true: the project's samplers by default). Samplers avoid the architectures other
+workers have evaluated or marked, but with several workers a trial can still end on a taken one:
+two workers decide the same one within the same few milliseconds, before either mark is visible, or another worker takes the last
 free architecture under a prefix between two decisions of this trial (a define-by-run sampler
 cannot go back). So marking writes ``checking`` with the number of params it covers (the
 architecture: params suggested later, such as a learning rate, are not part of the claim), then
@@ -87,7 +87,8 @@ def mark_decided(trial: Any) -> None:
 
 def claimed_params(trial: Any) -> dict[str, Any]:
     """The params a marked trial claimed: its first ones, as many as its mark covers (all of them
-    for a trial marked before the count was recorded)."""
+    for a trial marked before the count was recorded).
+    """
     count = trial.system_attrs.get(DECIDED_COUNT_KEY)
     if count is None or count >= len(trial.params):
         return dict(trial.params)
@@ -96,15 +97,16 @@ def claimed_params(trial: Any) -> dict[str, Any]:
 
 def _is_rival(other: Any, params: dict[str, Any]) -> bool:
     """Whether ``other`` holds the architecture ``params``: running and claimed it, or finished
-    whole (complete, or pruned after its decisions) with exactly these params."""
+    whole (complete, or pruned after its decisions) with exactly these params.
+    """
     if DUPLICATE_KEY in other.system_attrs:
         return False
     if other.state == TrialState.RUNNING:
         return _mark(other.system_attrs) is not None and claimed_params(other) == params
     if other.state not in (TrialState.COMPLETE, TrialState.PRUNED) or other.params != params:
         return False
-    return other.state == TrialState.COMPLETE or _mark(other.system_attrs) is not None or bool(
-        other.intermediate_values
+    return (
+        other.state == TrialState.COMPLETE or _mark(other.system_attrs) is not None or bool(other.intermediate_values)
     )
 
 

@@ -10,17 +10,13 @@ from optuna_nas import analysis
 
 
 def _brute_force_mask(points):
-    return np.array([
-        not any(np.all(other <= point) and np.any(other < point) for other in points) for point in points
-    ])
+    return np.array([not any(np.all(other <= point) and np.any(other < point) for other in points) for point in points])
 
 
 def _brute_force_volume(points, bound):
     """Integer points and bound: count the unit cells whose lower corner some point weakly dominates."""
-    ranges = [range(0, int(b)) for b in bound]
-    return sum(
-        any(np.all(point <= np.array(corner)) for point in points) for corner in itertools.product(*ranges)
-    )
+    ranges = [range(int(b)) for b in bound]
+    return sum(any(np.all(point <= np.array(corner)) for point in points) for corner in itertools.product(*ranges))
 
 
 @pytest.mark.parametrize("dimensions", [2, 3, 4])

@@ -6,15 +6,27 @@ import sys
 import optuna
 import pytest
 import torch
-
 from _search_args import TINY_SEARCH
+
 from optuna_nas.cli import main
 
 
 def _search(tmp_path, *extra, study="s"):
     url = f"sqlite:///{tmp_path / 'nas.db'}"
-    code = main(["search", "--storage", url, "--study-name", study, "--no-mlflow",
-                 "--artifact-dir", str(tmp_path / "artifacts"), *TINY_SEARCH, *extra])
+    code = main(
+        [
+            "search",
+            "--storage",
+            url,
+            "--study-name",
+            study,
+            "--no-mlflow",
+            "--artifact-dir",
+            str(tmp_path / "artifacts"),
+            *TINY_SEARCH,
+            *extra,
+        ]
+    )
     assert code == 0
     return url
 
@@ -34,8 +46,22 @@ def test_search_pareto_export_and_qtable(tmp_path, capsys, monkeypatch):
 
     study = optuna.load_study(storage=url, study_name="s")
     best = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.values[0])
-    assert main(["export", "--storage", url, "--study-name", "s", "--trial", str(best.number),
-                 "--out", str(tmp_path / "export")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--storage",
+                url,
+                "--study-name",
+                "s",
+                "--trial",
+                str(best.number),
+                "--out",
+                str(tmp_path / "export"),
+            ]
+        )
+        == 0
+    )
     scripted = torch.jit.load(str(tmp_path / "export" / "model.pt"))
     spec = json.loads((tmp_path / "export" / "spec.json").read_text())
     assert spec["spec_hash"] == best.user_attrs["spec_hash"]
@@ -43,13 +69,17 @@ def test_search_pareto_export_and_qtable(tmp_path, capsys, monkeypatch):
     # The exported network is the trained one: same outputs as the spec rebuilt with the saved weights.
     import numpy as np
 
-    from optuna_nas import data, models, spaces
+    from optuna_nas import data
+    from optuna_nas import models
+    from optuna_nas import spaces
 
     store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "artifacts"))
-    meta = next(m for m in optuna.artifacts.get_all_artifact_meta(best, storage=study._storage)
-                if m.filename == "weights.npz")
-    optuna.artifacts.download_artifact(artifact_store=store, file_path=str(tmp_path / "w.npz"),
-                                       artifact_id=meta.artifact_id)
+    meta = next(
+        m for m in optuna.artifacts.get_all_artifact_meta(best, storage=study._storage) if m.filename == "weights.npz"
+    )
+    optuna.artifacts.download_artifact(
+        artifact_store=store, file_path=str(tmp_path / "w.npz"), artifact_id=meta.artifact_id
+    )
     model = models.build_model(spaces.spec_from_dict(spec["spec"]), input_shape=(1, 8, 8), num_classes=10)
     with np.load(tmp_path / "w.npz", allow_pickle=False) as arrays:
         model.load_state_dict({k: torch.from_numpy(arrays[k]) for k in arrays.files})
@@ -66,8 +96,26 @@ def test_search_pareto_export_and_qtable(tmp_path, capsys, monkeypatch):
 
 def test_export_can_retrain_from_scratch(tmp_path, capsys):
     url = _search(tmp_path, "--sampler", "random", "--n-trials", "1")
-    assert main(["export", "--storage", url, "--study-name", "s", "--trial", "0", "--retrain-epochs", "1",
-                 "--artifact-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--storage",
+                url,
+                "--study-name",
+                "s",
+                "--trial",
+                "0",
+                "--retrain-epochs",
+                "1",
+                "--artifact-dir",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     assert "retrained for 1 epochs" in capsys.readouterr().out
     torch.jit.load(str(tmp_path / "r" / "model.pt"))
 
@@ -75,8 +123,9 @@ def test_export_can_retrain_from_scratch(tmp_path, capsys):
 def test_resume_and_worker_join_the_same_study(tmp_path):
     url = _search(tmp_path, "--sampler", "evolution", "--n-trials", "2")
     _search(tmp_path, "--sampler", "evolution", "--n-trials", "1")
-    assert main(["worker", "--storage", url, "--study-name", "s", "--n-trials", "2", "--no-mlflow",
-                 "--no-progress"]) == 0
+    assert (
+        main(["worker", "--storage", url, "--study-name", "s", "--n-trials", "2", "--no-mlflow", "--no-progress"]) == 0
+    )
     study = optuna.load_study(storage=url, study_name="s")
     assert len(study.trials) == 5
     assert study.metric_names == ["accuracy", "params", "flops"]
@@ -84,8 +133,28 @@ def test_resume_and_worker_join_the_same_study(tmp_path):
 
 def test_nasbench201_benchmark_runs_in_seconds(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'nb.db'}"
-    assert main(["search", "--benchmark", "nasbench201", "--dataset", "cifar100", "--sampler", "evolution",
-                 "--n-trials", "30", "--storage", url, "--study-name", "nb", "--no-mlflow", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--benchmark",
+                "nasbench201",
+                "--dataset",
+                "cifar100",
+                "--sampler",
+                "evolution",
+                "--n-trials",
+                "30",
+                "--storage",
+                url,
+                "--study-name",
+                "nb",
+                "--no-mlflow",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     study = optuna.load_study(storage=url, study_name="nb")
     assert len(study.trials) == 30
     assert all(len(t.values) == 3 for t in study.trials)
@@ -120,8 +189,12 @@ def test_missing_study_and_trial(tmp_path, capsys):
 
 def test_console_script_prints_no_traceback_for_user_errors(tmp_path):
     script = os.path.join(os.path.dirname(sys.executable), "optuna-nas")
-    result = subprocess.run([script, "pareto", "--storage", "sqlite:///nowhere.db", "--study-name", "x"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [script, "pareto", "--storage", "sqlite:///nowhere.db", "--study-name", "x"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1

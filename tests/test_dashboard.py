@@ -10,8 +10,8 @@ import time
 import urllib.request
 
 import pytest
-
 from _search_args import TINY_SEARCH
+
 from optuna_nas.cli import main
 
 
@@ -31,13 +31,41 @@ def dashboard(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dashboard")
     url = f"sqlite:///{folder / 'nas.db'}"
     artifacts = str(folder / "artifacts")
-    assert main(["search", "--storage", url, "--study-name", "digits-nas", "--sampler", "evolution",
-                 "--n-trials", "4", "--no-mlflow", "--artifact-dir", artifacts, *TINY_SEARCH]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--storage",
+                url,
+                "--study-name",
+                "digits-nas",
+                "--sampler",
+                "evolution",
+                "--n-trials",
+                "4",
+                "--no-mlflow",
+                "--artifact-dir",
+                artifacts,
+                *TINY_SEARCH,
+            ]
+        )
+        == 0
+    )
     port = _free_port()
     server = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "optuna-nas"), "dashboard", "--storage", url,
-         "--port", str(port), "--artifact-dir", artifacts],
-        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            os.path.join(os.path.dirname(sys.executable), "optuna-nas"),
+            "dashboard",
+            "--storage",
+            url,
+            "--port",
+            str(port),
+            "--artifact-dir",
+            artifacts,
+        ],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -76,9 +104,19 @@ def test_dashboard_page_renders_in_a_real_browser(dashboard, tmp_path):
             pytest.fail("chromium is missing: .ci/run installs it")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     base, _ = dashboard
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--window-size=1280,900"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=15000",
+        "--window-size=1280,900",
+    ]
     page = f"{base}/dashboard"
     dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120)
     assert "digits-nas" in dom.stdout

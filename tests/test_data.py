@@ -52,8 +52,12 @@ def test_missing_torchvision_dataset_names_the_folder(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"name": "imagenet"}, "imagenet"), ({"val_fraction": 0}, "val_fraction"),
-     ({"val_fraction": 0.6, "test_fraction": 0.5}, "val_fraction"), ({"seed": "x"}, "seed")],
+    [
+        ({"name": "imagenet"}, "imagenet"),
+        ({"val_fraction": 0}, "val_fraction"),
+        ({"val_fraction": 0.6, "test_fraction": 0.5}, "val_fraction"),
+        ({"seed": "x"}, "seed"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

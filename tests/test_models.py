@@ -1,8 +1,13 @@
 import pytest
 import torch
 
-from optuna_nas import models, spaces
-from optuna_nas.spaces import CellBlock, CellSpec, ChainLayer, ChainSpec, NASBench201Spec
+from optuna_nas import models
+from optuna_nas import spaces
+from optuna_nas.spaces import CellBlock
+from optuna_nas.spaces import CellSpec
+from optuna_nas.spaces import ChainLayer
+from optuna_nas.spaces import ChainSpec
+from optuna_nas.spaces import NASBench201Spec
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8), (3, 16, 16), (2, 7, 11)]
 
@@ -16,18 +21,33 @@ def test_every_space_op_is_registered_and_keeps_channels(name, stride):
 
 
 def test_unknown_op_lists_the_known_ones():
-    with pytest.raises(ValueError, match="conv_9x9.*known ops.*sep_conv_3x3"):
+    with pytest.raises(ValueError, match=r"conv_9x9.*known ops.*sep_conv_3x3"):
         models.create_op("conv_9x9", 8)
 
 
 @pytest.mark.parametrize(
     "spec",
     [
-        ChainSpec(layers=(ChainLayer("conv", 7, 8, 2), ChainLayer("max_pool"), ChainLayer("max_pool"),
-                          ChainLayer("conv", 3, 8, 2), ChainLayer("fc", units=16))),
+        ChainSpec(
+            layers=(
+                ChainLayer("conv", 7, 8, 2),
+                ChainLayer("max_pool"),
+                ChainLayer("max_pool"),
+                ChainLayer("conv", 3, 8, 2),
+                ChainLayer("fc", units=16),
+            )
+        ),
         ChainSpec(layers=(ChainLayer("avg_pool"),)),
-        CellSpec(blocks=(CellBlock(0, "sep_conv_5x5", 1, "identity"), CellBlock(2, "conv_1x7_7x1", 0, "dil_conv_3x3"),
-                         CellBlock(3, "max_pool_3x3", 1, "avg_pool_3x3")), cells_per_stage=2, stages=3, channels=8),
+        CellSpec(
+            blocks=(
+                CellBlock(0, "sep_conv_5x5", 1, "identity"),
+                CellBlock(2, "conv_1x7_7x1", 0, "dil_conv_3x3"),
+                CellBlock(3, "max_pool_3x3", 1, "avg_pool_3x3"),
+            ),
+            cells_per_stage=2,
+            stages=3,
+            channels=8,
+        ),
         CellSpec(blocks=(CellBlock(1, "identity", 1, "identity"),), stages=2, channels=4),
         NASBench201Spec(ops=("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "none")),
     ],

@@ -7,7 +7,10 @@ import sys
 import optuna
 import pytest
 
-from optuna_nas import metrics, models, objectives, spaces
+from optuna_nas import metrics
+from optuna_nas import models
+from optuna_nas import objectives
+from optuna_nas import spaces
 from optuna_nas.objectives._nasbench201 import _costs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,14 +25,22 @@ def test_costs_cover_every_cell_of_the_table():
         assert set(_costs(dataset)) == archs
 
 
-@pytest.mark.parametrize("arch", [
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
-])
-@pytest.mark.parametrize("dataset, shape, classes", [
-    ("cifar10", (3, 32, 32), 10), ("cifar100", (3, 32, 32), 100), ("imagenet16", (3, 16, 16), 120),
-])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+    ],
+)
+@pytest.mark.parametrize(
+    "dataset, shape, classes",
+    [
+        ("cifar10", (3, 32, 32), 10),
+        ("cifar100", (3, 32, 32), 100),
+        ("imagenet16", (3, 16, 16), 120),
+    ],
+)
 def test_costs_match_a_fresh_count_of_the_rebuilt_network(arch, dataset, shape, classes):
     model = models.build_model(spaces.NASBench201Spec.from_arch_str(arch), input_shape=shape, num_classes=classes)
     cost = metrics.count_cost(model, input_shape=shape)
@@ -59,16 +70,19 @@ def test_multi_objective_returns_params_and_flops(tmp_path):
     study = optuna.create_study(directions=objective.directions)
     study.optimize(objective, n_trials=5)
     for trial in study.trials:
-        accuracy, params, flops = trial.values
+        _accuracy, params, flops = trial.values
         assert (params, flops) == _costs("imagenet16")[trial.user_attrs["arch"]]
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"dataset": "svhn"}, ValueError, "dataset.*svhn"),
-    ({"signal": "test_200ep"}, ValueError, "signal"),
-    ({"signal": "valid_200ep"}, ValueError, "valid_200ep"),
-    ({"table": "/nonexistent/table.csv"}, FileNotFoundError, "table"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"dataset": "svhn"}, ValueError, "dataset.*svhn"),
+        ({"signal": "test_200ep"}, ValueError, "signal"),
+        ({"signal": "valid_200ep"}, ValueError, "valid_200ep"),
+        ({"table": "/nonexistent/table.csv"}, FileNotFoundError, "table"),
+    ],
+)
 def test_bad_arguments(kwargs, error, match):
     arguments = {"table": objectives.DEFAULT_TABLE, **kwargs}
     with pytest.raises(error, match=match):
@@ -102,8 +116,23 @@ def test_runner_multi_objective_and_another_tables_columns(tmp_path):
         writer.writeheader()
         writer.writerows(reader)
     out = tmp_path / "mo.json"
-    text = _run("--samplers", "random,nsga2", "--budget", "10", "--seeds", "2", "--dataset", "imagenet16",
-                "--table", str(table), "--multi-objective", "--seed-offset", "5", "--out", str(out))
+    text = _run(
+        "--samplers",
+        "random,nsga2",
+        "--budget",
+        "10",
+        "--seeds",
+        "2",
+        "--dataset",
+        "imagenet16",
+        "--table",
+        str(table),
+        "--multi-objective",
+        "--seed-offset",
+        "5",
+        "--out",
+        str(out),
+    )
     assert "hypervolume" in text
     runs = json.loads(out.read_text())["runs"]
     assert [r["seed"] for r in runs] == [5, 6, 5, 6]

@@ -2,7 +2,8 @@ import optuna
 import pytest
 import torch
 
-from optuna_nas import objectives, spaces
+from optuna_nas import objectives
+from optuna_nas import spaces
 from optuna_nas.objectives import _training
 
 SMALL_SPACES = [
@@ -37,8 +38,15 @@ def test_training_learns(digits):
     space = spaces.ChainSpace(max_layers=2, input_size=8)
     objective = objectives.ImageClassification(space, digits, epochs=5, objectives=("accuracy",))
     study = optuna.create_study(direction="maximize")
-    study.enqueue_trial({"layer_0/type": "conv", "layer_0/kernel": 3, "layer_0/filters": 32, "layer_0/stride": 1,
-                         "layer_1/type/no_fc": "max_pool"})
+    study.enqueue_trial(
+        {
+            "layer_0/type": "conv",
+            "layer_0/kernel": 3,
+            "layer_0/filters": 32,
+            "layer_0/stride": 1,
+            "layer_1/type/no_fc": "max_pool",
+        }
+    )
     study.optimize(objective, n_trials=1)
     assert study.best_value > 0.9
 
@@ -48,8 +56,7 @@ def test_same_seed_same_result(digits):
     values = []
     for _ in range(2):
         objective = objectives.ImageClassification(space, digits, epochs=1, seed=5)
-        study = optuna.create_study(directions=objective.directions,
-                                    sampler=optuna.samplers.RandomSampler(seed=3))
+        study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=3))
         study.optimize(objective, n_trials=2)
         values.append([t.values for t in study.trials])
     assert values[0] == values[1]
@@ -71,9 +78,7 @@ def test_single_objective_reports_every_epoch_so_pruners_work(digits):
 
 
 def test_metaqnn_penalize_threshold_stops_and_prunes(digits):
-    objective = objectives.ImageClassification(
-        SMALL_SPACES[0], digits, epochs=3, early_stop_thresholds={1: 1.0}
-    )
+    objective = objectives.ImageClassification(SMALL_SPACES[0], digits, epochs=3, early_stop_thresholds={1: 1.0})
     study = optuna.create_study(directions=objective.directions)
     study.optimize(objective, n_trials=2)
     for trial in study.trials:
@@ -162,9 +167,16 @@ def test_bad_arguments_fail_before_any_training(kwargs, match, digits):
 
 
 def _six_architectures(study):
-    for filters, kernel, units in [(4, 1, 16), (8, 3, 16), (4, 3, 16), (8, 1, 16), (4, 5, 16), (8, 5, 16)]:
-        study.enqueue_trial({"layer_0/type": "conv", "layer_0/kernel": kernel, "layer_0/filters": filters,
-                             "layer_0/stride": 1, "layer_1/type": "stop"})
+    for filters, kernel, _units in [(4, 1, 16), (8, 3, 16), (4, 3, 16), (8, 1, 16), (4, 5, 16), (8, 5, 16)]:
+        study.enqueue_trial(
+            {
+                "layer_0/type": "conv",
+                "layer_0/kernel": kernel,
+                "layer_0/filters": filters,
+                "layer_0/stride": 1,
+                "layer_1/type": "stop",
+            }
+        )
 
 
 def test_networks_trained_in_threads_match_their_sequential_builds(digits):
@@ -177,7 +189,7 @@ def test_networks_trained_in_threads_match_their_sequential_builds(digits):
     for n_jobs in (1, 3):
         stop = threading.Event()
 
-        def reseed_forever():
+        def reseed_forever(stop=stop):
             seed = 0
             while not stop.is_set():
                 seed += 1
@@ -201,17 +213,24 @@ def test_networks_trained_in_threads_match_their_sequential_builds(digits):
 
 
 def test_initial_weights_come_from_the_seed_not_the_global_generator():
-    from optuna_nas.models import build_model, initialize_parameters
+    from optuna_nas.models import build_model
+    from optuna_nas.models import initialize_parameters
 
     spec = spaces.ChainSpace(max_layers=2, input_size=8).spec_from_params(
-        {"layer_0/type": "conv", "layer_0/kernel": 3, "layer_0/filters": 16, "layer_0/stride": 1,
-         "layer_1/type": "stop"})
+        {
+            "layer_0/type": "conv",
+            "layer_0/kernel": 3,
+            "layer_0/filters": 16,
+            "layer_0/stride": 1,
+            "layer_1/type": "stop",
+        }
+    )
     weights = []
     for global_seed in (0, 1):
         torch.manual_seed(global_seed)
         model = initialize_parameters(build_model(spec, input_shape=(1, 8, 8), num_classes=10), seed=7)
         weights.append([p.detach().clone() for p in model.parameters()])
-    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
     conv = weights[0][0]
     bound = 1.0 / (1 * 3 * 3) ** 0.5
     assert conv.abs().max() <= bound and conv.std() > bound / 4
@@ -237,8 +256,9 @@ def test_a_network_over_budget_is_pruned_untrained_with_its_constraints(digits):
 
 def test_a_network_over_budget_is_trained_when_asked(digits):
     space = spaces.ChainSpace(max_layers=2, input_size=8, filters=(4, 8), fc_units=(16,))
-    objective = objectives.ImageClassification(space, digits, epochs=1, batch_size=256, max_flops=1.0,
-                                               train_infeasible=True)
+    objective = objectives.ImageClassification(
+        space, digits, epochs=1, batch_size=256, max_flops=1.0, train_infeasible=True
+    )
     study = optuna.create_study(directions=objective.directions)
     _six_architectures(study)
     study.optimize(objective, n_trials=1)

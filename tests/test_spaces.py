@@ -4,7 +4,11 @@ import optuna
 import pytest
 
 from optuna_nas import spaces
-from optuna_nas.spaces import CellBlock, CellSpec, ChainLayer, ChainSpec, NASBench201Spec
+from optuna_nas.spaces import CellBlock
+from optuna_nas.spaces import CellSpec
+from optuna_nas.spaces import ChainLayer
+from optuna_nas.spaces import ChainSpec
+from optuna_nas.spaces import NASBench201Spec
 
 
 def _sample(space, n, seed=0):
@@ -19,13 +23,12 @@ def _sample(space, n, seed=0):
 
 @pytest.mark.parametrize(
     "space",
-    [spaces.ChainSpace(), spaces.ChainSpace(input_size=8, max_layers=8), spaces.CellSpace(),
-     spaces.NASBench201Space()],
+    [spaces.ChainSpace(), spaces.ChainSpace(input_size=8, max_layers=8), spaces.CellSpace(), spaces.NASBench201Space()],
     ids=["chain28", "chain8", "cell", "nb201"],
 )
 def test_suggest_round_trips_through_params_and_json(space):
     study, specs = _sample(space, 60)
-    for trial, spec in zip(study.trials, specs):
+    for trial, spec in zip(study.trials, specs, strict=True):
         assert space.spec_from_params(trial.params) == spec
         data = json.loads(json.dumps(spec.to_dict()))
         assert spaces.spec_from_dict(data) == spec
@@ -70,8 +73,14 @@ def test_chain_legality_rules_hold():
 
 def test_chain_narrowed_decisions_say_so_in_their_name():
     space = spaces.ChainSpace(input_size=4, max_layers=3, min_pool_size=4)
-    params = {"layer_0/type": "max_pool", "layer_1/type/no_pool": "conv", "layer_1/kernel/upto_1": 1,
-              "layer_1/filters": 16, "layer_1/stride": 2, "layer_2/type/no_pool": "stop"}
+    params = {
+        "layer_0/type": "max_pool",
+        "layer_1/type/no_pool": "conv",
+        "layer_1/kernel/upto_1": 1,
+        "layer_1/filters": 16,
+        "layer_1/stride": 2,
+        "layer_2/type/no_pool": "stop",
+    }
     spec = space.spec_from_params(params)
     assert [layer.type for layer in spec.layers] == ["max_pool", "conv"]
 
@@ -80,8 +89,9 @@ def test_spec_from_params_rejects_illegal_and_missing_decisions():
     space = spaces.NASBench201Space()
     with pytest.raises(ValueError, match="edge_0_to_1"):
         space.spec_from_params({})
-    params = {name: "none" for name in ["edge_0_to_1", "edge_0_to_2", "edge_1_to_2", "edge_0_to_3",
-                                        "edge_1_to_3", "edge_2_to_3"]}
+    params = dict.fromkeys(
+        ["edge_0_to_1", "edge_0_to_2", "edge_1_to_2", "edge_0_to_3", "edge_1_to_3", "edge_2_to_3"], "none"
+    )
     params["edge_2_to_3"] = "conv_9x9"
     with pytest.raises(ValueError, match="conv_9x9"):
         space.spec_from_params(params)
@@ -91,8 +101,7 @@ def test_nasbench201_arch_string_round_trip():
     arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     spec = NASBench201Spec.from_arch_str(arch)
     assert spec.arch_str == arch
-    assert spec.ops == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3",
-                        "skip_connect")
+    assert spec.ops == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect")
     with pytest.raises(ValueError, match="arch"):
         NASBench201Spec.from_arch_str("|nor_conv_3x3~0|")
 

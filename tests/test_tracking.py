@@ -3,9 +3,9 @@ import sys
 
 import optuna
 import pytest
+from _search_args import TINY_SEARCH
 from mlflow.tracking import MlflowClient
 
-from _search_args import TINY_SEARCH
 from optuna_nas.cli import main
 from optuna_nas.tracking import MLflowTracker
 
@@ -38,9 +38,31 @@ def _check_children(client, parent, children, epochs=1):
 @pytest.mark.parametrize("n_jobs", ["1", "2"])
 def test_search_writes_one_parent_and_one_child_per_trial(tmp_path, mlflow_uri, n_jobs):
     name = f"tracked-{n_jobs}"
-    assert main(["search", "--storage", f"sqlite:///{tmp_path / 'nas.db'}", "--study-name", name,
-                 "--sampler", "random", "--n-trials", "5", "--n-jobs", n_jobs, "--mlflow-uri", mlflow_uri,
-                 "--artifact-dir", "", *TINY_SEARCH, "--epochs", "2"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--storage",
+                f"sqlite:///{tmp_path / 'nas.db'}",
+                "--study-name",
+                name,
+                "--sampler",
+                "random",
+                "--n-trials",
+                "5",
+                "--n-jobs",
+                n_jobs,
+                "--mlflow-uri",
+                mlflow_uri,
+                "--artifact-dir",
+                "",
+                *TINY_SEARCH,
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
     client, parents, children = _runs(mlflow_uri, name)
     assert len(parents) == 1 and len(children) == 5
     assert parents[0].info.status == "FINISHED"
@@ -50,10 +72,26 @@ def test_search_writes_one_parent_and_one_child_per_trial(tmp_path, mlflow_uri, 
 def test_two_processes_share_one_parent_run(tmp_path, mlflow_uri):
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     optuna.create_study(storage=url, study_name="shared", directions=["maximize", "minimize", "minimize"])
-    command = [sys.executable, "-m", "optuna_nas.cli", "search", "--storage", url, "--study-name", "shared",
-               "--sampler", "evolution", "--n-trials", "3", "--mlflow-uri", mlflow_uri, "--artifact-dir", "",
-               *TINY_SEARCH]
-    workers = [subprocess.Popen(command + ["--seed", str(seed)], cwd=tmp_path) for seed in (0, 1)]
+    command = [
+        sys.executable,
+        "-m",
+        "optuna_nas.cli",
+        "search",
+        "--storage",
+        url,
+        "--study-name",
+        "shared",
+        "--sampler",
+        "evolution",
+        "--n-trials",
+        "3",
+        "--mlflow-uri",
+        mlflow_uri,
+        "--artifact-dir",
+        "",
+        *TINY_SEARCH,
+    ]
+    workers = [subprocess.Popen([*command, "--seed", str(seed)], cwd=tmp_path) for seed in (0, 1)]
     assert [w.wait(timeout=600) for w in workers] == [0, 0]
     client, parents, children = _runs(mlflow_uri, "shared")
     assert len(parents) == 1 and len(children) == 6
@@ -71,9 +109,10 @@ def test_pruned_and_failed_trials_are_recorded_as_such(mlflow_uri):
     tracker = MLflowTracker(tracking_uri=mlflow_uri)
     study = optuna.create_study(study_name="states")
     study.optimize(objective, n_trials=3, callbacks=[tracker])
-    client, _, children = _runs(mlflow_uri, "states")
-    status = {int(r.data.tags["optuna.trial_number"]): (r.info.status, r.data.tags["optuna.trial_state"])
-              for r in children}
+    _client, _, children = _runs(mlflow_uri, "states")
+    status = {
+        int(r.data.tags["optuna.trial_number"]): (r.info.status, r.data.tags["optuna.trial_state"]) for r in children
+    }
     assert status == {0: ("FINISHED", "COMPLETE"), 1: ("KILLED", "PRUNED"), 2: ("FAILED", "FAIL")}
 
 

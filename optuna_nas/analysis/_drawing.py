@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,7 +38,7 @@ def _graph(spec: dict[str, Any]) -> tuple[list[str], list[tuple[int, int, str]],
         return nodes, edges, title
     if kind == "nb201":
         order = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-        edges = [(src, dst, op) for (dst, src), op in zip(order, spec["ops"]) if op != "none"]
+        edges = [(src, dst, op) for (dst, src), op in zip(order, spec["ops"], strict=True) if op != "none"]
         return ["node 0 (in)", "node 1", "node 2", "node 3 (out)"], edges, "NAS-Bench-201 cell"
     raise ValueError(f"spec['space'] must be chain, cell or nb201, got {kind!r}.")
 
@@ -56,13 +57,23 @@ def draw_architecture(spec: dict[str, Any]) -> Figure:
     axes = figure.add_subplot()
     xs = list(range(len(nodes)))
     for i, label in enumerate(nodes):
-        axes.text(xs[i], 0, label, ha="center", va="center", fontsize=8,
-                  bbox={"boxstyle": "round,pad=0.4", "facecolor": "#e8f0fe", "edgecolor": "#3367d6"})
+        axes.text(
+            xs[i],
+            0,
+            label,
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox={"boxstyle": "round,pad=0.4", "facecolor": "#e8f0fe", "edgecolor": "#3367d6"},
+        )
     for k, (src, dst, label) in enumerate(edges):
         bend = 0.0 if dst - src == 1 else 0.25 + 0.1 * (k % 3)
-        axes.annotate("", xy=(xs[dst] - 0.3, 0), xytext=(xs[src] + 0.3, 0),
-                      arrowprops={"arrowstyle": "->", "color": "#555555",
-                                  "connectionstyle": f"arc3,rad={-bend}"})
+        axes.annotate(
+            "",
+            xy=(xs[dst] - 0.3, 0),
+            xytext=(xs[src] + 0.3, 0),
+            arrowprops={"arrowstyle": "->", "color": "#555555", "connectionstyle": f"arc3,rad={-bend}"},
+        )
         if label:
             height = 0.12 + (bend * (dst - src) / 2 if bend else 0)
             axes.text((xs[src] + xs[dst]) / 2, height, label, ha="center", fontsize=7, color="#b03a2e")

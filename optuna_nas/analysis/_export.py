@@ -14,7 +14,6 @@ from optuna.trial import FrozenTrial
 from optuna_nas._validation import check_int
 
 
-
 def find_trial(study: optuna.Study, trial_number: int) -> FrozenTrial:
     """The trial numbered ``trial_number``.
 
@@ -26,8 +25,7 @@ def find_trial(study: optuna.Study, trial_number: int) -> FrozenTrial:
         if trial.number == trial_number:
             return trial
     raise ValueError(
-        f"trial_number: {trial_number!r} is not in study {study.study_name!r} "
-        f"(it has trials 0..{len(trials) - 1})."
+        f"trial_number: {trial_number!r} is not in study {study.study_name!r} (it has trials 0..{len(trials) - 1})."
     )
 
 
@@ -37,7 +35,8 @@ def trial_spec(trial: FrozenTrial) -> Any:
     Raises:
         ValueError: The trial recorded no architecture.
     """
-    from optuna_nas.spaces import NASBench201Spec, spec_from_dict
+    from optuna_nas.spaces import NASBench201Spec
+    from optuna_nas.spaces import spec_from_dict
 
     if "spec" in trial.user_attrs:
         return spec_from_dict(trial.user_attrs["spec"])
@@ -118,8 +117,18 @@ def export(
     os.makedirs(out_dir, exist_ok=True)
     paths = {"spec": os.path.join(out_dir, "spec.json"), "torchscript": os.path.join(out_dir, "model.pt")}
     with open(paths["spec"], "w") as f:
-        json.dump({"trial": trial.number, "study": study.study_name, "input_shape": list(input_shape),
-                   "num_classes": num_classes, "spec": spec.to_dict(), "spec_hash": spec.spec_hash}, f, indent=2)
+        json.dump(
+            {
+                "trial": trial.number,
+                "study": study.study_name,
+                "input_shape": list(input_shape),
+                "num_classes": num_classes,
+                "spec": spec.to_dict(),
+                "spec_hash": spec.spec_hash,
+            },
+            f,
+            indent=2,
+        )
     with torch.no_grad(), warnings.catch_warnings():
         # TorchScript is deprecated in recent torch releases but is still what deploys everywhere.
         warnings.simplefilter("ignore", FutureWarning)
@@ -148,7 +157,8 @@ def _retrain(model: Any, trial: FrozenTrial, dataset: Any, epochs: int, seed: in
     import torch
 
     from optuna_nas.data import load
-    from optuna_nas.objectives._training import TrainingSettings, train
+    from optuna_nas.objectives._training import TrainingSettings
+    from optuna_nas.objectives._training import train
 
     if dataset is None:
         name = trial.user_attrs.get("dataset")

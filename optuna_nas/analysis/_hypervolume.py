@@ -1,5 +1,6 @@
 """Non-dominated masks and exact hypervolume, delegated to moocore (a maintained C implementation
-of the multi-objective indicators: https://multi-objective.github.io/moocore/python/)."""
+of the multi-objective indicators: https://multi-objective.github.io/moocore/python/).
+"""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ def _directions(study: optuna.Study) -> list[str]:
 
 def default_reference(study: optuna.Study) -> list[float]:
     """A reference point every complete trial improves on: 0 for maximised objectives (accuracy),
-    1.1 x the largest value seen for minimised ones (params, FLOPs)."""
+    1.1 x the largest value seen for minimised ones (params, FLOPs).
+    """
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     reference = []
     for i, direction in enumerate(_directions(study)):
@@ -54,7 +55,9 @@ def hypervolume(study: optuna.Study, reference: Sequence[float] | None = None) -
     return hypervolume_of_points(points, reference, _directions(study))
 
 
-def plot_pareto(study: optuna.Study, *, x: str = "params", y: str = "accuracy", out_dir: str | None = None) -> dict[str, str]:
+def plot_pareto(
+    study: optuna.Study, *, x: str = "params", y: str = "accuracy", out_dir: str | None = None
+) -> dict[str, str]:
     """Plot metric ``y`` against metric ``x`` for every complete trial, the front highlighted.
 
     Writes ``pareto_<y>_vs_<x>.png`` (matplotlib) and ``.html`` (plotly, interactive) into
@@ -81,8 +84,9 @@ def plot_pareto(study: optuna.Study, *, x: str = "params", y: str = "accuracy", 
     rest = [t for t in complete if t.number not in front_numbers]
     front = sorted((t for t in complete if t.number in front_numbers), key=lambda t: t.values[ix])
     axes.scatter([t.values[ix] for t in rest], [t.values[iy] for t in rest], s=18, c="#9aa0a6", label="trials")
-    axes.plot([t.values[ix] for t in front], [t.values[iy] for t in front], "o-", c="#d93025", ms=5,
-              label="Pareto front")
+    axes.plot(
+        [t.values[ix] for t in front], [t.values[iy] for t in front], "o-", c="#d93025", ms=5, label="Pareto front"
+    )
     if x in ("params", "flops", "macs"):
         axes.set_xscale("log")
     axes.set_xlabel(x)
@@ -96,12 +100,21 @@ def plot_pareto(study: optuna.Study, *, x: str = "params", y: str = "accuracy", 
 
     fig = go.Figure()
     for group, color, name in ((rest, "#9aa0a6", "trials"), (front, "#d93025", "Pareto front")):
-        fig.add_trace(go.Scatter(
-            x=[t.values[ix] for t in group], y=[t.values[iy] for t in group], mode="markers",
-            marker={"color": color}, name=name,
-            text=[f"trial {t.number}<br>{t.user_attrs.get('spec_hash', '')}" for t in group],
-        ))
-    fig.update_layout(title=f"{study.study_name}: {y} vs {x}", xaxis_title=x, yaxis_title=y,
-                      xaxis_type="log" if x in ("params", "flops", "macs") else "linear")
+        fig.add_trace(
+            go.Scatter(
+                x=[t.values[ix] for t in group],
+                y=[t.values[iy] for t in group],
+                mode="markers",
+                marker={"color": color},
+                name=name,
+                text=[f"trial {t.number}<br>{t.user_attrs.get('spec_hash', '')}" for t in group],
+            )
+        )
+    fig.update_layout(
+        title=f"{study.study_name}: {y} vs {x}",
+        xaxis_title=x,
+        yaxis_title=y,
+        xaxis_type="log" if x in ("params", "flops", "macs") else "linear",
+    )
     fig.write_html(stem + ".html", include_plotlyjs=True)
     return {"png": stem + ".png", "html": stem + ".html"}

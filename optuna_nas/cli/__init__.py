@@ -10,11 +10,14 @@ from optuna_nas.cli._common import CommandError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from optuna_nas.cli._dashboard import dashboard
-    from optuna_nas.cli._report import export, pareto, qtable
-    from optuna_nas.cli._search import add_search_arguments, search, worker
-
     from optuna_nas import __version__
+    from optuna_nas.cli._dashboard import dashboard
+    from optuna_nas.cli._report import export
+    from optuna_nas.cli._report import pareto
+    from optuna_nas.cli._report import qtable
+    from optuna_nas.cli._search import add_search_arguments
+    from optuna_nas.cli._search import search
+    from optuna_nas.cli._search import worker
 
     parser = argparse.ArgumentParser(prog="optuna-nas", description="Neural architecture search on Optuna.")
     parser.add_argument("--version", action="version", version=f"optuna-nas {__version__}")

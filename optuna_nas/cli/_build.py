@@ -21,7 +21,8 @@ def make_space(config: dict[str, Any]) -> spaces.Space:
     kind = config["space"]
     if kind == "chain":
         return spaces.ChainSpace(
-            max_layers=config["max_layers"], filters=tuple(config["filters"]),
+            max_layers=config["max_layers"],
+            filters=tuple(config["filters"]),
             input_size=min(config["input_shape"][1:]),
         )
     if kind == "cell":
@@ -34,8 +35,9 @@ def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
     from optuna_nas import objectives
 
     if config.get("benchmark") == "nasbench201":
-        objective = objectives.NASBench201(config["table"], config["dataset"],
-                                           multi_objective=not config["single_objective"])
+        objective = objectives.NASBench201(
+            config["table"], config["dataset"], multi_objective=not config["single_objective"]
+        )
         return objective, objective.space
     from optuna_nas import data
 
@@ -47,8 +49,13 @@ def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
         os.makedirs(config["artifact_dir"], exist_ok=True)
         store = optuna.artifacts.FileSystemArtifactStore(config["artifact_dir"])
     objective = objectives.ImageClassification(
-        space, dataset, epochs=config["epochs"], batch_size=config["batch_size"],
-        learning_rate=config["learning_rate"], seed=config["seed"], artifact_store=store,
+        space,
+        dataset,
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        learning_rate=config["learning_rate"],
+        seed=config["seed"],
+        artifact_store=store,
         objectives=("accuracy",) if config["single_objective"] else ("accuracy", "params", "flops"),
     )
     return objective, space

@@ -37,7 +37,7 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
 
             return optuna.storages.JournalStorage(JournalFileBackend(url))
         if must_exist and url.startswith("sqlite:///"):
-            path = url[len("sqlite:///"):]
+            path = url[len("sqlite:///") :]
             if not os.path.exists(path):
                 raise CommandError(f"--storage {url!r}: no database at {path!r}.")
         return optuna.storages.RDBStorage(url)

@@ -8,7 +8,9 @@ import os
 
 import optuna
 
-from optuna_nas.cli._common import CommandError, load_study, read_config
+from optuna_nas.cli._common import CommandError
+from optuna_nas.cli._common import load_study
+from optuna_nas.cli._common import read_config
 
 
 def pareto(args: argparse.Namespace) -> int:
@@ -35,7 +37,7 @@ def pareto(args: argparse.Namespace) -> int:
     for trial in front:
         cells = "  ".join(f"{v:>12.6g}" for v in trial.values)
         print(f"{trial.number:>6}  {cells}  {trial.user_attrs.get('spec_hash', '')}")
-    stated = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, reference))
+    stated = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, reference, strict=False))
     print(f"hypervolume: {analysis.hypervolume(study, reference):.6g} (reference point: {stated})")
     if len(names) > 1:
         out_dir = args.out_dir or f"pareto-{study.study_name}"
@@ -61,10 +63,11 @@ def export(args: argparse.Namespace) -> int:
     if artifact_dir and os.path.isdir(artifact_dir):
         store = optuna.artifacts.FileSystemArtifactStore(artifact_dir)
     try:
-        result = analysis.export(study, args.trial, args.out, retrain_epochs=args.retrain_epochs,
-                                 artifact_store=store)
+        result = analysis.export(study, args.trial, args.out, retrain_epochs=args.retrain_epochs, artifact_store=store)
     except ValueError as error:
-        raise CommandError(str(error).replace("trial_number:", "--trial:").replace("retrain_epochs:", "--retrain-epochs:")) from None
+        raise CommandError(
+            str(error).replace("trial_number:", "--trial:").replace("retrain_epochs:", "--retrain-epochs:")
+        ) from None
     for kind, path in result["paths"].items():
         print(f"{kind}: {path}")
     print(f"weights: {result['weights']}; TorchScript output matches the network to {result['max_abs_difference']:.2e}")
@@ -74,7 +77,8 @@ def export(args: argparse.Namespace) -> int:
 
 def qtable(args: argparse.Namespace) -> int:
     """Rebuild a MetaQNN study's Q-table from storage and print it as JSON."""
-    from optuna_nas.cli._build import make_sampler, make_space
+    from optuna_nas.cli._build import make_sampler
+    from optuna_nas.cli._build import make_space
 
     study = load_study(args.storage, args.study_name)
     config = read_config(study)

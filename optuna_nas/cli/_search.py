@@ -9,18 +9,30 @@ from typing import Any
 
 import optuna
 
-from optuna_nas.cli._build import make_objective, make_sampler
-from optuna_nas.cli._common import CONFIG_ATTR, CommandError, load_study, open_storage, read_config
+from optuna_nas.cli._build import make_objective
+from optuna_nas.cli._build import make_sampler
+from optuna_nas.cli._common import CONFIG_ATTR
+from optuna_nas.cli._common import CommandError
+from optuna_nas.cli._common import load_study
+from optuna_nas.cli._common import open_storage
+from optuna_nas.cli._common import read_config
 from optuna_nas.objectives import DEFAULT_TABLE
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", choices=("chain", "cell", "nb201"), default="chain")
     parser.add_argument("--sampler", default="metaqnn", help="random, tpe, nsga2, metaqnn, evolution")
-    parser.add_argument("--dataset", default="mnist5k",
-                        help="mnist5k, digits, mnist, fashion_mnist, cifar10; with --benchmark: cifar10, cifar100, imagenet16")
-    parser.add_argument("--benchmark", choices=("nasbench201",), default=None,
-                        help="score cells from the NAS-Bench-201 table instead of training")
+    parser.add_argument(
+        "--dataset",
+        default="mnist5k",
+        help="mnist5k, digits, mnist, fashion_mnist, cifar10; with --benchmark: cifar10, cifar100, imagenet16",
+    )
+    parser.add_argument(
+        "--benchmark",
+        choices=("nasbench201",),
+        default=None,
+        help="score cells from the NAS-Bench-201 table instead of training",
+    )
     parser.add_argument("--table", default=DEFAULT_TABLE, help="NAS-Bench-201 table (with --benchmark)")
     parser.add_argument("--data-root", default=None, help="folder of torchvision datasets")
     parser.add_argument("--n-trials", type=int, default=20)
@@ -38,8 +50,11 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mlflow-uri", default="sqlite:///mlflow.db")
     parser.add_argument("--no-mlflow", action="store_true")
-    parser.add_argument("--artifact-dir", default="optuna_nas_artifacts",
-                        help="where trained weights and network pictures are kept ('' to keep none)")
+    parser.add_argument(
+        "--artifact-dir",
+        default="optuna_nas_artifacts",
+        help="where trained weights and network pictures are kept ('' to keep none)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -54,11 +69,21 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         raise CommandError(f"--n-jobs must be >= 1, got {args.n_jobs}")
     space = "nb201" if args.benchmark else args.space
     return {
-        "space": space, "sampler": args.sampler, "dataset": args.dataset, "benchmark": args.benchmark,
-        "table": args.table, "data_root": args.data_root, "epochs": args.epochs,
-        "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_layers": args.max_layers,
-        "filters": filters, "max_blocks": args.max_blocks, "channels": args.channels,
-        "single_objective": args.single_objective, "seed": args.seed,
+        "space": space,
+        "sampler": args.sampler,
+        "dataset": args.dataset,
+        "benchmark": args.benchmark,
+        "table": args.table,
+        "data_root": args.data_root,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "max_layers": args.max_layers,
+        "filters": filters,
+        "max_blocks": args.max_blocks,
+        "channels": args.channels,
+        "single_objective": args.single_objective,
+        "seed": args.seed,
         "artifact_dir": None if args.benchmark else (args.artifact_dir or None),
     }
 
@@ -73,8 +98,13 @@ def search(args: argparse.Namespace) -> int:
     sampler = make_sampler(config["sampler"], config["seed"], space)
     storage = open_storage(args.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=storage, study_name=args.study_name, sampler=sampler,
-                                directions=objective.directions, load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=args.study_name,
+        sampler=sampler,
+        directions=objective.directions,
+        load_if_exists=True,
+    )
     saved = study.user_attrs.get(CONFIG_ATTR)
     if saved is None:
         study.set_user_attr(CONFIG_ATTR, json.dumps(config))
@@ -82,7 +112,9 @@ def search(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objective.metric_names)
     elif json.loads(saved)["space"] != config["space"]:
-        raise CommandError(f"--study-name {args.study_name!r} already searches the {json.loads(saved)['space']!r} space")
+        raise CommandError(
+            f"--study-name {args.study_name!r} already searches the {json.loads(saved)['space']!r} space"
+        )
     return _run(study, objective, args)
 
 
@@ -124,8 +156,7 @@ def _run(study: optuna.Study, objective: Any, args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         # A trial that raises ends only itself: Optuna records it as failed, with the error.
-        study.optimize(objective, n_trials=args.n_trials, n_jobs=args.n_jobs, callbacks=callbacks,
-                       catch=(Exception,))
+        study.optimize(objective, n_trials=args.n_trials, n_jobs=args.n_jobs, callbacks=callbacks, catch=(Exception,))
     finally:
         if progress is not None:
             progress.close()
@@ -135,6 +166,6 @@ def _run(study: optuna.Study, objective: Any, args: argparse.Namespace) -> int:
     names = study.metric_names or ["value"]
     print(f"study {study.study_name!r}: {len(study.trials)} trials, Pareto front of {len(front)}")
     for trial in front:
-        values = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, trial.values))
+        values = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, trial.values, strict=False))
         print(f"  trial {trial.number}: {values}  spec {trial.user_attrs.get('spec_hash', '')}")
     return 0

@@ -104,9 +104,7 @@ def load(
     val_fraction = check_number("val_fraction", val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
     test_fraction = check_number("test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
     if name in OFFLINE_DATASETS and val_fraction + test_fraction >= 1.0:
-        raise ValueError(
-            f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}."
-        )
+        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}.")
     check_int("seed", seed)
     rng = np.random.default_rng(seed)
     if name in OFFLINE_DATASETS:
@@ -120,20 +118,18 @@ def load(
     return _to_dataset(name, images[train], labels[train], images[val], labels[val], test_x, test_y)
 
 
-def _stratified_split(
-    labels: np.ndarray, fraction: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held out), holding out ``fraction`` of every class."""
     kept, held = [], []
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
-        n_held = int(round(fraction * len(members)))
+        n_held = round(fraction * len(members))
         held.append(members[:n_held])
         kept.append(members[n_held:])
     return rng.permutation(np.concatenate(kept)), rng.permutation(np.concatenate(held))
 
 
-def _to_dataset(name: str, train_x, train_y, val_x, val_y, test_x, test_y) -> ImageDataset:  # noqa: ANN001
+def _to_dataset(name: str, train_x, train_y, val_x, val_y, test_x, test_y) -> ImageDataset:
     import torch
 
     mean = train_x.mean(axis=(0, 2, 3), keepdims=True)
@@ -147,8 +143,11 @@ def _to_dataset(name: str, train_x, train_y, val_x, val_y, test_x, test_y) -> Im
 
     return ImageDataset(
         name=name,
-        train_x=images(train_x), train_y=targets(train_y),
-        val_x=images(val_x), val_y=targets(val_y),
-        test_x=images(test_x), test_y=targets(test_y),
+        train_x=images(train_x),
+        train_y=targets(train_y),
+        val_x=images(val_x),
+        val_y=targets(val_y),
+        test_x=images(test_x),
+        test_y=targets(test_y),
         num_classes=int(max(train_y.max(), val_y.max(), test_y.max()) + 1),
     )

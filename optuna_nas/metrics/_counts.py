@@ -45,5 +45,5 @@ def count_cost(model: nn.Module, *, input_shape: Sequence[int]) -> ComputeCost:
         from thop import profile
 
         macs, _ = profile(probe, inputs=(torch.zeros(1, *input_shape),), verbose=False)
-    macs = int(round(float(macs)))
+    macs = round(float(macs))
     return ComputeCost(params=count_params(model), macs=macs, flops=2 * macs)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optuna_nas.models._ops import create_op
 from optuna_nas.models._ops import FactorizedReduce
 from optuna_nas.models._ops import ReLUConvBN
+from optuna_nas.models._ops import create_op
 from optuna_nas.models._registry import register_builder
 from optuna_nas.spaces import CellSpec
 from optuna_nas.spaces._cell import NUM_CELL_INPUTS
@@ -17,13 +17,18 @@ class Cell(nn.Module):
     """One cell: its blocks over the two previous cells' outputs, concatenating the unused ones."""
 
     def __init__(
-        self, spec: CellSpec, c_prev_prev: int, c_prev: int, channels: int, *, reduction: bool,
+        self,
+        spec: CellSpec,
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        *,
+        reduction: bool,
         reduction_prev: bool,
     ) -> None:
         super().__init__()
         self.preprocess0 = (
-            FactorizedReduce(c_prev_prev, channels) if reduction_prev
-            else ReLUConvBN(c_prev_prev, channels, 1)
+            FactorizedReduce(c_prev_prev, channels) if reduction_prev else ReLUConvBN(c_prev_prev, channels, 1)
         )
         self.preprocess1 = ReLUConvBN(c_prev, channels, 1)
         self.blocks = spec.blocks
@@ -60,10 +65,9 @@ class CellNetwork(nn.Module):
             kinds = [False] * spec.cells_per_stage
             if stage > 0:
                 channels *= 2
-                kinds = [True] + kinds
+                kinds = [True, *kinds]
             for reduction in kinds:
-                cell = Cell(spec, c_prev_prev, c_prev, channels, reduction=reduction,
-                            reduction_prev=reduction_prev)
+                cell = Cell(spec, c_prev_prev, c_prev, channels, reduction=reduction, reduction_prev=reduction_prev)
                 self.cells.append(cell)
                 c_prev_prev, c_prev = c_prev, cell.out_channels
                 reduction_prev = reduction

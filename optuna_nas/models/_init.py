@@ -1,5 +1,6 @@
 """Weights drawn from a generator of their own, so networks built in parallel threads are the same
-as networks built one after another (torch's global generator is shared by every thread)."""
+as networks built one after another (torch's global generator is shared by every thread).
+"""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optuna_nas.models._ops import create_op
 from optuna_nas.models._ops import ReLUConvBN
+from optuna_nas.models._ops import create_op
 from optuna_nas.models._registry import register_builder
 from optuna_nas.spaces import NASBench201Spec
 from optuna_nas.spaces._nasbench201 import NB201_EDGES
@@ -28,7 +28,7 @@ class NASBench201Cell(nn.Module):
         nodes = [x]
         for to_node in (1, 2, 3):
             nodes.append(
-                sum(op(nodes[src]) for (dst, src), op in zip(self.edges, self.ops) if dst == to_node)
+                sum(op(nodes[src]) for (dst, src), op in zip(self.edges, self.ops, strict=True) if dst == to_node)
             )
         return nodes[3]
 
@@ -55,9 +55,7 @@ class NASBench201Network(nn.Module):
     def __init__(self, spec: NASBench201Spec, input_shape: tuple[int, int, int], num_classes: int) -> None:
         super().__init__()
         c = STEM_CHANNELS
-        self.stem = nn.Sequential(
-            nn.Conv2d(input_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-        )
+        self.stem = nn.Sequential(nn.Conv2d(input_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
         layers: list[nn.Module] = []
         for stage in range(3):
             if stage > 0:
@@ -75,7 +73,5 @@ class NASBench201Network(nn.Module):
 
 
 @register_builder(NASBench201Spec)
-def build_nasbench201(
-    spec: NASBench201Spec, input_shape: tuple[int, int, int], num_classes: int
-) -> nn.Module:
+def build_nasbench201(spec: NASBench201Spec, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     return NASBench201Network(spec, input_shape, num_classes)

@@ -131,9 +131,7 @@ register_op("max_pool_3x3")(lambda channels, stride: _pool(nn.MaxPool2d, channel
 register_op("sep_conv_3x3")(lambda channels, stride: SepConv(channels, 3, stride))
 register_op("sep_conv_5x5")(lambda channels, stride: SepConv(channels, 5, stride))
 register_op("sep_conv_7x7")(lambda channels, stride: SepConv(channels, 7, stride))
-register_op("dil_conv_3x3")(
-    lambda channels, stride: ReLUConvBN(channels, channels, 3, stride, 2, dilation=2)
-)
+register_op("dil_conv_3x3")(lambda channels, stride: ReLUConvBN(channels, channels, 3, stride, 2, dilation=2))
 register_op("conv_1x7_7x1")(
     lambda channels, stride: nn.Sequential(
         nn.ReLU(inplace=False),

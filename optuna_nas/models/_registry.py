@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -24,9 +25,7 @@ def register_builder(spec_type: type) -> Callable[[Builder], Builder]:
     return decorator
 
 
-def build_model(
-    spec: ArchitectureSpec, *, input_shape: Sequence[int], num_classes: int
-) -> nn.Module:
+def build_model(spec: ArchitectureSpec, *, input_shape: Sequence[int], num_classes: int) -> nn.Module:
     """Build the network described by ``spec``.
 
     Args:

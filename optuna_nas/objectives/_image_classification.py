@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
 
 import optuna
 
@@ -116,8 +118,8 @@ class ImageClassification:
         seed: int = 0,
         artifact_store: Any = None,
     ) -> None:
-        from optuna_nas.objectives._training import resolve_device
         from optuna_nas.objectives._training import TrainingSettings
+        from optuna_nas.objectives._training import resolve_device
 
         if not isinstance(space, Space):
             raise ValueError(f"space must be an optuna_nas.spaces.Space, got {space!r}.")
@@ -138,7 +140,8 @@ class ImageClassification:
         self.early_stop_thresholds = _check_thresholds(early_stop_thresholds, self.settings.epochs)
         self.budgets = {
             metric: check_number(f"max_{metric}", limit, low=0.0, low_open=True)
-            for metric, limit in (("params", max_params), ("flops", max_flops)) if limit is not None
+            for metric, limit in (("params", max_params), ("flops", max_flops))
+            if limit is not None
         }
         if not isinstance(train_infeasible, bool):
             raise ValueError(f"train_infeasible must be True or False, got {train_infeasible!r}.")
@@ -212,8 +215,11 @@ class ImageClassification:
         measured: dict[str, float] = {"params": cost.params, "macs": cost.macs, "flops": cost.flops}
         for key, value in measured.items():
             trial.set_user_attr(key, value)
-        over = [f"{metric} {measured[metric]:.4g} > {limit:.4g}" for metric, limit in self.budgets.items()
-                if measured[metric] > limit]
+        over = [
+            f"{metric} {measured[metric]:.4g} > {limit:.4g}"
+            for metric, limit in self.budgets.items()
+            if measured[metric] > limit
+        ]
         for metric, limit in self.budgets.items():
             trial.set_constraint(metric, measured[metric] - limit)
         if over and not self.train_infeasible:
@@ -246,8 +252,14 @@ class ImageClassification:
         try:
             model = prepare_model(model, self.device)
             train(
-                model, data["train_x"], data["train_y"], data["val_x"], data["val_y"],
-                self.settings, seed=trial_seed, after_epoch=after_epoch,
+                model,
+                data["train_x"],
+                data["train_y"],
+                data["val_x"],
+                data["val_y"],
+                self.settings,
+                seed=trial_seed,
+                after_epoch=after_epoch,
             )
             trial.set_user_attr("train_seconds", time.perf_counter() - start)
             trial.set_user_attr("test_accuracy", evaluate(model, data["test_x"], data["test_y"]))
@@ -284,8 +296,13 @@ def upload_trial_artifacts(trial: optuna.Trial, model: Any, spec: dict[str, Any]
 
     with tempfile.TemporaryDirectory() as folder:
         weights = os.path.join(folder, "weights.npz")
-        np.savez(weights, **{k: v.detach().float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
-                             for k, v in model.state_dict().items()})
+        np.savez(
+            weights,
+            **{
+                k: v.detach().float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
+                for k, v in model.state_dict().items()
+            },
+        )
         picture = os.path.join(folder, "network.png")
         draw_architecture(spec).savefig(picture)
         for path in (weights, picture):
@@ -313,5 +330,3 @@ def _check_thresholds(thresholds: Mapping[int, float] | None, epochs: int) -> di
             raise ValueError(f"early_stop_thresholds: accuracy must be in [0, 1], got {accuracy!r}.")
         checked[epoch] = float(accuracy)
     return checked
-
-

@@ -117,11 +117,9 @@ def read_column(table: str, column: str) -> dict[str, float]:
         return {row["arch"]: float(row[column]) for row in reader}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _costs(dataset: str) -> dict[str, tuple[int, int]]:
     """``{arch: (params, flops)}`` for every cell, from the file shipped with the package."""
     text = resources.files("optuna_nas.objectives").joinpath("data", COSTS_FILE).read_text()
     rows = csv.DictReader(text.splitlines())
-    return {
-        row["arch"]: (int(row[f"{dataset}_params"]), 2 * int(row[f"{dataset}_macs"])) for row in rows
-    }
+    return {row["arch"]: (int(row[f"{dataset}_params"]), 2 * int(row[f"{dataset}_macs"])) for row in rows}

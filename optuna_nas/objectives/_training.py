@@ -50,7 +50,10 @@ def make_optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.
     params = model.parameters()
     if settings.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=settings.learning_rate, momentum=0.9, nesterov=True,
+            params,
+            lr=settings.learning_rate,
+            momentum=0.9,
+            nesterov=True,
             weight_decay=settings.weight_decay,
         )
     optimizer_type = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
@@ -148,9 +151,7 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     curve = []
     for epoch in range(1, settings.epochs + 1):
-        loss = train_epoch(
-            model, optimizer, train_x, train_y, batch_size=settings.batch_size, generator=generator
-        )
+        loss = train_epoch(model, optimizer, train_x, train_y, batch_size=settings.batch_size, generator=generator)
         accuracy = evaluate(model, val_x, val_y)
         curve.append(accuracy)
         if after_epoch is not None:

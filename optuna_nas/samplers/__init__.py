@@ -28,14 +28,14 @@ register_sampler("metaqnn", lambda *, seed, **options: MetaQNNSampler(seed=seed,
 register_sampler("evolution", lambda *, seed, **options: AgingEvolutionSampler(seed=seed, **options))
 
 __all__ = [
+    "DEFAULT_EPSILON_SCHEDULE",
+    "PAPER_EPSILON_SCHEDULE",
     "ActionSpace",
     "AgingEvolutionSampler",
-    "DEFAULT_EPSILON_SCHEDULE",
     "Decision",
     "Episode",
     "MetaQNNSampler",
     "NASSampler",
-    "PAPER_EPSILON_SCHEDULE",
     "Plan",
     "RewardLedger",
     "available_samplers",

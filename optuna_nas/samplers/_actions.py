@@ -42,7 +42,7 @@ class ActionSpace:
             isinstance(distribution, FloatDistribution) and distribution.step is not None
         ):
             step = distribution.step
-            self._count = int(round((distribution.high - distribution.low) / step)) + 1
+            self._count = round((distribution.high - distribution.low) / step) + 1
             self.exact = self._count <= bins
             self._groups = list(range(self._count)) if self.exact else self._cut_grid(bins)
             self.size = len(self._groups)
@@ -96,7 +96,7 @@ class ActionSpace:
         if isinstance(d, CategoricalDistribution):
             return int(d.to_internal_repr(value))
         if self._groups:
-            index = int(round((float(value) - d.low) / d.step))
+            index = round((float(value) - d.low) / d.step)
             index = min(self._count - 1, max(0, index))
             return bisect.bisect_right(self._groups, index) - 1
         if self.size == 1:

@@ -230,7 +230,8 @@ class NASSampler(BaseSampler, abc.ABC):
     @property
     def avoid_duplicates(self) -> bool:
         """Whether the sampler avoids duplicates (and trials marked decided claim their architecture:
-        see :func:`~optuna_nas.samplers.mark_decided`)."""
+        see :func:`~optuna_nas.samplers.mark_decided`).
+        """
         return self._avoid_duplicates
 
     @property
@@ -253,21 +254,24 @@ class NASSampler(BaseSampler, abc.ABC):
 
     def is_evaluated(self, study: optuna.Study, params: dict[str, Any]) -> bool:
         """Whether the architecture of ``params`` was evaluated or is pending (decided, running), as
-        of the last read of storage (every decision and every plan reads it first)."""
+        of the last read of storage (every decision and every plan reads it first).
+        """
         replay = self._study_replay(study)
         with replay.lock:
             return replay.trie.contains(params)
 
     def learned_state(self, study: optuna.Study, *, before: int | None = None) -> Any:
         """The learned state from the study's finished trials numbered below ``before`` (all: ``None``),
-        read from storage now."""
+        read from storage now.
+        """
         return self._synced_replay(study).state_before(before)
 
     def architecture_holders(self, study: optuna.Study, trial_number: int, params: dict[str, Any]) -> list[FrozenTrial]:
         """The other trials that hold exactly ``params``, read from storage now: the first finished
         trial that evaluated them and the running ones marked decided (used by
         :func:`~optuna_nas.samplers.mark_decided` to claim an architecture without reading every
-        trial)."""
+        trial).
+        """
         replay = self._synced_replay(study)
         storage = study._storage
         return [
@@ -307,9 +311,7 @@ class NASSampler(BaseSampler, abc.ABC):
         for key, value in context.plan.attrs.items():
             study._storage.set_trial_system_attr(trial._trial_id, f"{prefix}:{key}", value)
 
-    def after_trial(
-        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any
-    ) -> None:
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
         with self._lock:
             self._contexts.pop((id(study._storage), trial._trial_id), None)
 
@@ -331,8 +333,9 @@ class NASSampler(BaseSampler, abc.ABC):
                 study._storage.set_trial_system_attr(
                     trial._trial_id, f"{type(self).__name__}:unplanned", list(context.unplanned)
                 )
-        decision = Decision(study, trial, param_name, actions, allowed, context.state, context.n_finished,
-                            context.plan, rng)
+        decision = Decision(
+            study, trial, param_name, actions, allowed, context.state, context.n_finished, context.plan, rng
+        )
         action = self.propose(decision)
         if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < actions.size:
             raise RuntimeError(
@@ -380,7 +383,8 @@ class NASSampler(BaseSampler, abc.ABC):
 
     def _synced_replay(self, study: optuna.Study) -> StudyReplay:
         """The study's replay, after taking in what storage holds now: all trials on first contact,
-        then only the trials that were unfinished and the new ones."""
+        then only the trials that were unfinished and the new ones.
+        """
         replay = self._study_replay(study)
         try:
             if replay.synced:
@@ -414,9 +418,7 @@ class NASSampler(BaseSampler, abc.ABC):
                 self._contexts.popitem(last=False)
         return context
 
-    def _allowed_actions(
-        self, study: optuna.Study, trial: FrozenTrial, name: str, actions: ActionSpace
-    ) -> list[int]:
+    def _allowed_actions(self, study: optuna.Study, trial: FrozenTrial, name: str, actions: ActionSpace) -> list[int]:
         everything = list(range(actions.size))
         if not self._avoid_duplicates or not actions.exact:
             return everything

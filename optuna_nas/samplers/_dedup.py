@@ -16,8 +16,11 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
-from collections.abc import Hashable, Iterable, Mapping
-from typing import Any, Callable
+from collections.abc import Callable
+from collections.abc import Hashable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution
@@ -35,7 +38,7 @@ DedupKey = Callable[[Mapping[str, Any]], Hashable]
 
 
 class _Node:
-    __slots__ = ("children", "parent", "ended", "ended_by", "pending", "next_size", "exhausted")
+    __slots__ = ("children", "ended", "ended_by", "exhausted", "next_size", "parent", "pending")
 
     def __init__(self, parent: _Node | None) -> None:
         self.children: dict[Any, _Node] = {}
@@ -47,10 +50,14 @@ class _Node:
         self.exhausted = False
 
     def refresh(self) -> None:
-        self.exhausted = self.ended or self.pending > 0 or (
-            self.next_size is not None
-            and len(self.children) >= self.next_size
-            and all(child.exhausted for child in self.children.values())
+        self.exhausted = (
+            self.ended
+            or self.pending > 0
+            or (
+                self.next_size is not None
+                and len(self.children) >= self.next_size
+                and all(child.exhausted for child in self.children.values())
+            )
         )
 
 
@@ -159,7 +166,8 @@ class EvaluatedTrie:
 
     def contains(self, params: Mapping[str, Any]) -> bool:
         """Whether exactly these decisions (or an architecture with the same key) were evaluated
-        or are pending."""
+        or are pending.
+        """
         node = self._find(params)
         if node is not None and (node.ended or node.pending):
             return True
@@ -193,7 +201,7 @@ class EvaluatedTrie:
         for shape, distributions in self._templates.items():
             if shape[: len(names)] != names:
                 continue
-            rest = list(zip(shape[len(names) :], distributions[len(names) :]))
+            rest = list(zip(shape[len(names) :], distributions[len(names) :], strict=True))
             choices = []
             for _, distribution in rest:
                 actions = ActionSpace(distribution, self._bins)
@@ -205,11 +213,9 @@ class EvaluatedTrie:
                 completions: Iterable[tuple[Any, ...]] = itertools.product(*choices)
             else:
                 rng = np.random.default_rng(zlib.crc32(repr(sorted(prefix.items(), key=str)).encode()))
-                completions = (
-                    tuple(c[int(rng.integers(len(c)))] for c in choices) for _ in range(_LOOKAHEAD_BUDGET)
-                )
+                completions = (tuple(c[int(rng.integers(len(c)))] for c in choices) for _ in range(_LOOKAHEAD_BUDGET))
             for completion in completions:
-                whole = {**prefix, **{name: value for (name, _), value in zip(rest, completion)}}
+                whole = {**prefix, **{name: value for (name, _), value in zip(rest, completion, strict=True)}}
                 key = self.key_of(whole)
                 if key is None or key not in self._keys:
                     return False

@@ -6,13 +6,13 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from optuna_nas._validation import check_int
 from optuna_nas.samplers import rewards
 from optuna_nas.samplers._base import Decision
 from optuna_nas.samplers._base import NASSampler
 from optuna_nas.samplers._base import Plan
 from optuna_nas.samplers._dedup import DedupKey
 from optuna_nas.samplers._history import Episode
-from optuna_nas._validation import check_int
 
 SELECTIONS = ("reward", "pareto")
 
@@ -69,8 +69,14 @@ class AgingEvolutionSampler(NASSampler):
         avoid_duplicates: bool = True,
         dedup_key: DedupKey | None = None,
     ) -> None:
-        super().__init__(seed=seed, reward=reward, pruned=pruned, float_bins=float_bins,
-                         avoid_duplicates=avoid_duplicates, dedup_key=dedup_key)
+        super().__init__(
+            seed=seed,
+            reward=reward,
+            pruned=pruned,
+            float_bins=float_bins,
+            avoid_duplicates=avoid_duplicates,
+            dedup_key=dedup_key,
+        )
         self._population_size = check_int("population_size", population_size, minimum=1)
         self._sample_size = check_int("sample_size", sample_size, minimum=1)
         if selection not in SELECTIONS:
@@ -79,7 +85,8 @@ class AgingEvolutionSampler(NASSampler):
 
     def population(self, study: optuna.Study, *, before: int | None = None) -> list[Episode]:
         """The live members (the last ``population_size`` finished trials with a reward), read from
-        storage now."""
+        storage now.
+        """
         return list(self.learned_state(study, before=before))
 
     # -- Learning: the population is the last P rewarded episodes -------------------------------
@@ -110,7 +117,8 @@ class AgingEvolutionSampler(NASSampler):
     def _mutate(self, study: optuna.Study, parent: Episode, rng: np.random.Generator) -> Plan:
         """Pick the decision to change and its new value: decisions in random order, values in
         random order, the first child not evaluated (nor pending) wins. The decisions after a changed
-        one that the parent lacks are drawn later, so such a child counts as new."""
+        one that the parent lacks are drawn later, so such a child counts as new.
+        """
         attrs = {"parent": parent.number}
         mutable = [name for name, d in parent.distributions.items() if self.actions(d).size > 1]
         for index in rng.permutation(len(mutable)):
@@ -139,7 +147,8 @@ class AgingEvolutionSampler(NASSampler):
         signs = np.array([1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions])
         losses = np.array([np.asarray(c.values) * signs for c in feasible])
         front = [
-            i for i in range(len(feasible))
+            i
+            for i in range(len(feasible))
             if not any(np.all(losses[j] <= losses[i]) and np.any(losses[j] < losses[i]) for j in range(len(feasible)))
         ]
         return feasible[int(rng.choice(front))]

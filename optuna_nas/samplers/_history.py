@@ -75,11 +75,7 @@ def is_whole(trial: FrozenTrial) -> bool:
     """
     if DUPLICATE_KEY in trial.system_attrs:
         return False
-    return (
-        trial.state == TrialState.COMPLETE
-        or is_decided(trial.system_attrs)
-        or bool(trial.intermediate_values)
-    )
+    return trial.state == TrialState.COMPLETE or is_decided(trial.system_attrs) or bool(trial.intermediate_values)
 
 
 def violation_of(trial: FrozenTrial) -> float:

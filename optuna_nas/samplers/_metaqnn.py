@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Hashable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 from optuna_nas.samplers import rewards
 from optuna_nas.samplers._base import Decision
 from optuna_nas.samplers._base import NASSampler
 from optuna_nas.samplers._dedup import DedupKey
 from optuna_nas.samplers._history import Episode
-from optuna_nas._validation import check_number
-from optuna_nas._validation import check_int
 
 StateFunction = Callable[[str, Mapping[str, Any]], Hashable]
 
@@ -23,8 +26,18 @@ StateFunction = Callable[[str, Mapping[str, Any]], Hashable]
 #: ``PAPER_EPSILON_SCHEDULE``.) Chosen with ``DEFAULT_LEARNING_RATE`` on the 12-epoch validation
 #: signal of NAS-Bench-201's CIFAR-100 and ImageNet16-120 columns (seeds 100-139), never a test column.
 DEFAULT_EPSILON_SCHEDULE = ((1.0, 20), (0.5, 10), (0.3, 10), (0.2, 10), (0.1, 1))
-PAPER_EPSILON_SCHEDULE = ((1.0, 1500), (0.9, 100), (0.8, 100), (0.7, 100), (0.6, 150), (0.5, 150), (0.4, 150),
-                          (0.3, 150), (0.2, 150), (0.1, 150))
+PAPER_EPSILON_SCHEDULE = (
+    (1.0, 1500),
+    (0.9, 100),
+    (0.8, 100),
+    (0.7, 100),
+    (0.6, 150),
+    (0.5, 150),
+    (0.4, 150),
+    (0.3, 150),
+    (0.2, 150),
+    (0.1, 150),
+)
 #: Q-learning rate for budgets of about 100 models (the paper: 0.01 over 3,500 models).
 DEFAULT_LEARNING_RATE = 0.3
 
@@ -104,8 +117,14 @@ class MetaQNNSampler(NASSampler):
         avoid_duplicates: bool = True,
         dedup_key: DedupKey | None = None,
     ) -> None:
-        super().__init__(seed=seed, reward=reward, pruned=pruned, float_bins=float_bins,
-                         avoid_duplicates=avoid_duplicates, dedup_key=dedup_key)
+        super().__init__(
+            seed=seed,
+            reward=reward,
+            pruned=pruned,
+            float_bins=float_bins,
+            avoid_duplicates=avoid_duplicates,
+            dedup_key=dedup_key,
+        )
         self._schedule = _check_schedule(epsilon_schedule)
         self._alpha = check_number("learning_rate", learning_rate, low=0.0, high=1.0, low_open=True)
         self._gamma = check_number("discount", discount, low=0.0, high=1.0)
@@ -140,8 +159,11 @@ class MetaQNNSampler(NASSampler):
 
     def copy_state(self, state: dict[str, Any]) -> dict[str, Any]:
         # Trajectories in the memory never change once stored; only the list and the Q-values do.
-        return {"q": {key: list(values) for key, values in state["q"].items()},
-                "memory": list(state["memory"]), "reward_sum": state["reward_sum"]}
+        return {
+            "q": {key: list(values) for key, values in state["q"].items()},
+            "memory": list(state["memory"]),
+            "reward_sum": state["reward_sum"],
+        }
 
     def _state_key(self, name: str, params: Mapping[str, Any], size: int) -> str:
         state = self._state_fn(name, params)
@@ -206,11 +228,11 @@ def _check_schedule(schedule: Sequence[tuple[float, int]]) -> tuple[tuple[float,
         pairs = [(e, n) for e, n in schedule]
     except (TypeError, ValueError):
         raise ValueError(f"epsilon_schedule must be (epsilon, number of models) pairs, got {schedule!r}.") from None
-    if any(isinstance(e, bool) or not isinstance(e, (int, float)) or isinstance(n, bool) or not isinstance(n, int)
-           for e, n in pairs):
-        raise ValueError(
-            f"epsilon_schedule must pair a number epsilon with an integer count, got {schedule!r}."
-        )
+    if any(
+        isinstance(e, bool) or not isinstance(e, (int, float)) or isinstance(n, bool) or not isinstance(n, int)
+        for e, n in pairs
+    ):
+        raise ValueError(f"epsilon_schedule must pair a number epsilon with an integer count, got {schedule!r}.")
     steps = tuple((float(e), int(n)) for e, n in pairs)
     if not steps or any(not 0 <= e <= 1 or n < 1 for e, n in steps):
         raise ValueError(

@@ -18,7 +18,8 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from optuna.trial import FrozenTrial
@@ -98,7 +99,7 @@ class StudyReplay:
             try:
                 if storage.get_trial_id_from_study_id_trial_number(study_id, 0) != self._first_trial_id:
                     raise _StudyReplaced()
-                for number, trial_id in sorted(self._unsettled.items()):
+                for _number, trial_id in sorted(self._unsettled.items()):
                     seen.append(storage.get_trial(trial_id))
                 while True:
                     try:
@@ -159,7 +160,8 @@ class StudyReplay:
 
     def holders(self, params: dict[str, Any], *, current: int) -> list[int]:
         """Numbers of the other trials that hold exactly these decisions: the first finished one
-        that evaluated them, and the running ones that claimed them (as of the last sync)."""
+        that evaluated them, and the running ones that claimed them (as of the last sync).
+        """
         with self.lock:
             numbers = [n for n, p in self._pending.items() if n != current and p == params]
             first = self.trie.evaluated_by(params)

@@ -10,7 +10,8 @@ cost.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 from optuna.study import StudyDirection
 
@@ -56,7 +57,7 @@ class _Linear:
     def __call__(self, values: Sequence[float], directions: Sequence[StudyDirection]) -> float:
         if len(values) != len(self.weights):
             raise ValueError(f"weights has {len(self.weights)} entries but the study has {len(values)} objectives.")
-        return sum(w * _sign(d) * float(v) for w, d, v in zip(self.weights, directions, values))
+        return sum(w * _sign(d) * float(v) for w, d, v in zip(self.weights, directions, values, strict=True))
 
     def __repr__(self) -> str:
         return f"rewards.linear({list(self.weights)!r})"
@@ -105,8 +106,10 @@ class _MNAS:
         return float(values[self.accuracy_index]) * (cost / self.target) ** self.exponent
 
     def __repr__(self) -> str:
-        return (f"rewards.mnas({self.target!r}, cost_index={self.cost_index}, "
-                f"accuracy_index={self.accuracy_index}, exponent={self.exponent})")
+        return (
+            f"rewards.mnas({self.target!r}, cost_index={self.cost_index}, "
+            f"accuracy_index={self.accuracy_index}, exponent={self.exponent})"
+        )
 
 
 __all__ = ["RewardFunction", "first_objective", "linear", "mnas"]

@@ -7,17 +7,17 @@ from typing import Any
 from optuna_nas.spaces._base import ArchitectureSpec
 from optuna_nas.spaces._base import Decider
 from optuna_nas.spaces._base import Space
+from optuna_nas.spaces._cell import PNAS_OPS
 from optuna_nas.spaces._cell import CellBlock
 from optuna_nas.spaces._cell import CellSpace
 from optuna_nas.spaces._cell import CellSpec
-from optuna_nas.spaces._cell import PNAS_OPS
 from optuna_nas.spaces._chain import ChainLayer
 from optuna_nas.spaces._chain import ChainSpace
 from optuna_nas.spaces._chain import ChainSpec
 from optuna_nas.spaces._chain import representation_bucket
+from optuna_nas.spaces._nasbench201 import NB201_OPS
 from optuna_nas.spaces._nasbench201 import NASBench201Space
 from optuna_nas.spaces._nasbench201 import NASBench201Spec
-from optuna_nas.spaces._nasbench201 import NB201_OPS
 
 _SPEC_TYPES = {cls.space: cls for cls in (ChainSpec, CellSpec, NASBench201Spec)}
 _SPACE_TYPES = {cls.name: cls for cls in (ChainSpace, CellSpace, NASBench201Space)}
@@ -47,6 +47,8 @@ def create_space(name: str, **kwargs: Any) -> Space:
 
 
 __all__ = [
+    "NB201_OPS",
+    "PNAS_OPS",
     "ArchitectureSpec",
     "CellBlock",
     "CellSpace",
@@ -57,8 +59,6 @@ __all__ = [
     "Decider",
     "NASBench201Space",
     "NASBench201Spec",
-    "NB201_OPS",
-    "PNAS_OPS",
     "Space",
     "create_space",
     "representation_bucket",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -84,9 +85,7 @@ class ParamsDecider(Decider):
     def categorical(self, name: str, choices: Sequence[Any]) -> Any:
         value = self._lookup(name)
         if value not in list(choices):
-            raise ValueError(
-                f"params[{name!r}]: {value!r} is not a legal choice here; legal: {list(choices)!r}."
-            )
+            raise ValueError(f"params[{name!r}]: {value!r} is not a legal choice here; legal: {list(choices)!r}.")
         return value
 
     def integer(self, name: str, low: int, high: int) -> int:

@@ -71,8 +71,7 @@ class CellSpec(ArchitectureSpec):
                 value = getattr(block, field)
                 if not isinstance(value, int) or not 0 <= value < NUM_CELL_INPUTS + index:
                     raise ValueError(
-                        f"blocks[{index}].{field} must be in [0, {NUM_CELL_INPUTS + index - 1}], "
-                        f"got {value!r}."
+                        f"blocks[{index}].{field} must be in [0, {NUM_CELL_INPUTS + index - 1}], got {value!r}."
                     )
 
     @property
@@ -91,17 +90,13 @@ class CellSpec(ArchitectureSpec):
         }
 
     def summary(self) -> str:
-        blocks = "; ".join(
-            f"{b.op_a}({b.input_a}) + {b.op_b}({b.input_b})" for b in self.blocks
-        )
+        blocks = "; ".join(f"{b.op_a}({b.input_a}) + {b.op_b}({b.input_b})" for b in self.blocks)
         return f"{len(self.blocks)} blocks [{blocks}], {self.stages}x{self.cells_per_stage} cells, C={self.channels}"
 
     def canonical_dict(self) -> dict[str, Any]:
         # The two halves of a block are summed, so their order does not matter.
         data = self.to_dict()
-        data["blocks"] = [
-            sorted([[b.input_a, b.op_a], [b.input_b, b.op_b]]) for b in self.blocks
-        ]
+        data["blocks"] = [sorted([[b.input_a, b.op_a], [b.input_b, b.op_b]]) for b in self.blocks]
         return data
 
     @classmethod

@@ -44,7 +44,7 @@ class NASBench201Spec(ArchitectureSpec):
     def arch_str(self) -> str:
         """The benchmark's string form, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
         nodes: list[list[str]] = [[], [], []]
-        for (to_node, from_node), op in zip(NB201_EDGES, self.ops):
+        for (to_node, from_node), op in zip(NB201_EDGES, self.ops, strict=True):
             nodes[to_node - 1].append(f"{op}~{from_node}")
         return "+".join("|" + "|".join(node) + "|" for node in nodes)
 
@@ -85,7 +85,7 @@ class NASBench201Spec(ArchitectureSpec):
         networks of one form therefore differ in cost, and slightly in accuracy. For searches that
         trade accuracy against cost, leave the key out (the raw cells are then all distinct).
         """
-        ops = dict(zip(NB201_EDGES, self.ops))
+        ops = dict(zip(NB201_EDGES, self.ops, strict=True))
         reaches_output = {3}
         for node in (2, 1, 0):
             if any(ops[(to, node)] != "none" and to in reaches_output for to in range(node + 1, 4)):

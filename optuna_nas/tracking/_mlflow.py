@@ -63,8 +63,10 @@ class MLflowTracker:
 
     def end_study(self, study: optuna.Study) -> None:
         """Mark the study's parent run finished (a later resume marks it running again)."""
+
         def end() -> None:
             self._client_or_connect().set_terminated(self._parent(study), "FINISHED")
+
         self._guarded(end)
 
     # -- internals ------------------------------------------------------------------------------
@@ -80,7 +82,8 @@ class MLflowTracker:
                     self._disabled = True
                     _logger.warning(
                         "MLflow tracking at %s is off for the rest of this run: %s",
-                        self.tracking_uri, str(error).splitlines()[0] if str(error) else type(error).__name__,
+                        self.tracking_uri,
+                        str(error).splitlines()[0] if str(error) else type(error).__name__,
                     )
             return None
 
@@ -143,29 +146,38 @@ class MLflowTracker:
 
     def _new_parent(self, client: Any, experiment_id: str, study: optuna.Study) -> str:
         directions = [d.name.lower() for d in study.directions]
-        run = client.create_run(experiment_id, run_name=f"study-{study.study_name}",
-                                tags={"optuna.study_name": study.study_name,
-                                      "optuna.directions": ",".join(directions)})
+        run = client.create_run(
+            experiment_id,
+            run_name=f"study-{study.study_name}",
+            tags={"optuna.study_name": study.study_name, "optuna.directions": ",".join(directions)},
+        )
         client.set_experiment_tag(experiment_id, PARENT_TAG, run.info.run_id)
         return run.info.run_id
 
     def _log_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric
+        from mlflow.entities import Param
+        from mlflow.entities import RunTag
 
         client = self._client_or_connect()
         parent = self._parent(study)
         experiment_id = client.get_run(parent).info.experiment_id
         run = client.create_run(
-            experiment_id, run_name=f"trial-{trial.number}",
-            tags={"mlflow.parentRunId": parent, "optuna.trial_number": str(trial.number),
-                  "optuna.trial_state": trial.state.name, "optuna.study_name": study.study_name},
+            experiment_id,
+            run_name=f"trial-{trial.number}",
+            tags={
+                "mlflow.parentRunId": parent,
+                "optuna.trial_number": str(trial.number),
+                "optuna.trial_state": trial.state.name,
+                "optuna.study_name": study.study_name,
+            },
         )
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         names = study.metric_names or [f"value_{i}" for i in range(len(study.directions))]
         metrics = []
         if trial.values is not None:
-            metrics += [Metric(name, float(v), now, 0) for name, v in zip(names, trial.values)]
+            metrics += [Metric(name, float(v), now, 0) for name, v in zip(names, trial.values, strict=False)]
         for attr, metric in _CURVES.items():
             for epoch, value in enumerate(trial.user_attrs.get(attr, []), start=1):
                 metrics.append(Metric(metric, float(value), now, epoch))
@@ -173,8 +185,7 @@ class MLflowTracker:
             if key not in _CURVES and isinstance(value, (int, float)) and not isinstance(value, bool):
                 metrics.append(Metric(key, float(value), now, 0))
         params = [Param(k, str(v)[:500]) for k, v in trial.params.items()]
-        tags = [RunTag(f"user_attr.{k}", str(v)[:5000]) for k, v in trial.user_attrs.items()
-                if isinstance(v, str)]
+        tags = [RunTag(f"user_attr.{k}", str(v)[:5000]) for k, v in trial.user_attrs.items() if isinstance(v, str)]
         client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
         spec = trial.user_attrs.get("spec")
         if spec is None and "arch" in trial.user_attrs:

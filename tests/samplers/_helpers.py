@@ -5,7 +5,8 @@ from __future__ import annotations
 import optuna
 
 from optuna_nas import spaces
-from optuna_nas.samplers import AgingEvolutionSampler, MetaQNNSampler
+from optuna_nas.samplers import AgingEvolutionSampler
+from optuna_nas.samplers import MetaQNNSampler
 
 NB201 = spaces.NASBench201Space()
 SCORES = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
@@ -42,7 +43,7 @@ class Counting:
 
     learn_calls = 0
 
-    def learn(self, state, episode):  # noqa: ANN001, ANN201
+    def learn(self, state, episode):
         self.learn_calls += 1
         return super().learn(state, episode)
 

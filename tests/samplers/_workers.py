@@ -14,9 +14,10 @@ import sys
 import time
 
 import optuna
-
-from _helpers import NB201, SCORES
+from _helpers import NB201
+from _helpers import SCORES
 from _propose import SMALL
+
 from optuna_nas.samplers import create_sampler
 
 PAUSE_SECONDS = 0.02
@@ -29,7 +30,7 @@ def paused_nb201(trial: optuna.Trial) -> float:
     return sum(SCORES[op] for op in spec.ops) + 0.01 * spec.ops.index(spec.ops[-1])
 
 
-def learned_summary(sampler, study) -> object:  # noqa: ANN001
+def learned_summary(sampler, study) -> object:
     """The learned state in JSON-comparable form (Q-table, or the population's trial numbers)."""
     name = type(sampler).__name__
     if name == "MetaQNNSampler":

@@ -5,9 +5,12 @@ import math
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
 
-from optuna_nas.samplers import ActionSpace, AgingEvolutionSampler
+from optuna_nas.samplers import ActionSpace
+from optuna_nas.samplers import AgingEvolutionSampler
 
 DISTRIBUTIONS = [
     FloatDistribution(0.0, 1.0, step=0.25),

@@ -4,10 +4,16 @@ import pickle
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from optuna_nas.samplers import AgingEvolutionSampler, MetaQNNSampler, NASSampler, Plan, mark_decided, rewards
+from optuna_nas.samplers import AgingEvolutionSampler
+from optuna_nas.samplers import MetaQNNSampler
+from optuna_nas.samplers import NASSampler
+from optuna_nas.samplers import Plan
+from optuna_nas.samplers import mark_decided
+from optuna_nas.samplers import rewards
 
 A = {"a": CategoricalDistribution(["x", "y", "z"])}
 
@@ -82,7 +88,9 @@ def test_a_reward_function_that_raises_fails_a_trial_and_loses_nothing():
             raise RuntimeError("reward service down")
         return values[0]
 
-    objective = lambda t: float(["x", "y", "z"].index(t.suggest_categorical("a", ["x", "y", "z"]))) + t.number
+    def objective(t):
+        return float(["x", "y", "z"].index(t.suggest_categorical("a", ["x", "y", "z"]))) + t.number
+
     sampler = MetaQNNSampler(seed=0, reward=flaky, epsilon_schedule=((1.0, 2), (0.1, 1)))
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.optimize(lambda t: (objective(t), 1.0), n_trials=2)

@@ -10,11 +10,13 @@ import uuid
 
 import optuna
 import pytest
+from _helpers import nb201_score
+from _helpers import trained_architectures
+from _propose import SMALL
 from optuna.trial import TrialState
 
-from _helpers import nb201_score, trained_architectures
-from _propose import SMALL
-from optuna_nas.samplers import create_sampler, rewards
+from optuna_nas.samplers import create_sampler
+from optuna_nas.samplers import rewards
 from optuna_nas.samplers._history import episodes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,8 +25,14 @@ SAMPLERS = ["metaqnn", "evolution"]
 
 def _propose_in_new_process(*args, hash_seed="0"):
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    out = subprocess.run([sys.executable, os.path.join(HERE, "_propose.py"), *map(str, args)],
-                         capture_output=True, text=True, env=env, cwd=HERE, check=True)
+    out = subprocess.run(
+        [sys.executable, os.path.join(HERE, "_propose.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=HERE,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -152,7 +160,7 @@ def test_rewards():
     assert rewards.linear([1.0, 0.01, 0.001])([0.9, 10, 20], directions) == pytest.approx(0.9 - 0.1 - 0.02)
     mnas = rewards.mnas(100.0)
     assert mnas([0.8, 5, 100.0], directions) == pytest.approx(0.8)
-    assert mnas([0.8, 5, 200.0], directions) == pytest.approx(0.8 * 2 ** -0.07)
+    assert mnas([0.8, 5, 200.0], directions) == pytest.approx(0.8 * 2**-0.07)
     with pytest.raises(ValueError, match="weights"):
         rewards.linear([1.0, -1.0])
     with pytest.raises(ValueError, match="target"):
@@ -164,8 +172,11 @@ def test_pruned_trials_are_rewarded_as_documented():
     dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
     study.add_trial(optuna.create_trial(params={"x": 0.1}, distributions=dist, value=0.7))
     study.add_trial(optuna.create_trial(params={"x": 0.2}, distributions=dist, value=0.4))
-    study.add_trial(optuna.create_trial(params={"x": 0.3}, distributions=dist, state=TrialState.PRUNED,
-                                        intermediate_values={1: 0.2, 2: 0.25}))
+    study.add_trial(
+        optuna.create_trial(
+            params={"x": 0.3}, distributions=dist, state=TrialState.PRUNED, intermediate_values={1: 0.2, 2: 0.25}
+        )
+    )
     study.add_trial(optuna.create_trial(params={"x": 0.4}, distributions=dist, state=TrialState.PRUNED))
     study.add_trial(optuna.create_trial(params={"x": 0.5}, distributions=dist, state=TrialState.FAIL))
     trials = study.trials
@@ -179,7 +190,7 @@ def test_pruned_trials_are_rewarded_as_documented():
 
 
 def test_unknown_sampler_lists_the_available_ones():
-    with pytest.raises(ValueError, match="metaqnn.*evolution|evolution.*metaqnn"):
+    with pytest.raises(ValueError, match=r"metaqnn.*evolution|evolution.*metaqnn"):
         create_sampler("bohb", seed=0)
 
 

@@ -5,10 +5,9 @@ import os
 
 import optuna
 import pytest
+from _helpers import nb201_score
 from optuna.testing.pytest_samplers import BasicSamplerTestCase
 from optuna.testing.pytest_samplers import MultiObjectiveSamplerTestCase
-
-from _helpers import nb201_score
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "custom_sampler.py")
 _spec = importlib.util.spec_from_file_location("custom_sampler", EXAMPLE)

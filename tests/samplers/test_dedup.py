@@ -4,11 +4,12 @@ import itertools
 
 import optuna
 import pytest
-
 from _helpers import NB201
 from _propose import SMALL
+
 from optuna_nas import spaces
-from optuna_nas.samplers import create_sampler, mark_decided
+from optuna_nas.samplers import create_sampler
+from optuna_nas.samplers import mark_decided
 
 SAMPLERS = ["metaqnn", "evolution"]
 
@@ -63,25 +64,40 @@ def test_a_trial_pruned_after_its_decisions_counts_as_evaluated(name):
 
 
 def _nb201_key(ops):
-    return NB201.dedup_key(dict(zip(["edge_0_to_1", "edge_0_to_2", "edge_1_to_2", "edge_0_to_3",
-                                     "edge_1_to_3", "edge_2_to_3"], ops)))
+    return NB201.dedup_key(
+        dict(
+            zip(
+                ["edge_0_to_1", "edge_0_to_2", "edge_1_to_2", "edge_0_to_3", "edge_1_to_3", "edge_2_to_3"],
+                ops,
+                strict=True,
+            )
+        )
+    )
 
 
 @pytest.mark.parametrize(
     "first, second",
     [
         # Node 3 reads only the input: ops on every other edge are dead.
-        (("nor_conv_3x3", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none", "none"),
-         ("none", "none", "none", "nor_conv_1x1", "none", "none")),
+        (
+            ("nor_conv_3x3", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none", "none"),
+            ("none", "none", "none", "nor_conv_1x1", "none", "none"),
+        ),
         # Nodes 1 and 2 swapped: the sum at node 3 is unordered.
-        (("nor_conv_3x3", "avg_pool_3x3", "none", "none", "skip_connect", "nor_conv_1x1"),
-         ("avg_pool_3x3", "nor_conv_3x3", "none", "none", "nor_conv_1x1", "skip_connect")),
+        (
+            ("nor_conv_3x3", "avg_pool_3x3", "none", "none", "skip_connect", "nor_conv_1x1"),
+            ("avg_pool_3x3", "nor_conv_3x3", "none", "none", "nor_conv_1x1", "skip_connect"),
+        ),
         # Output cut off from the input: every such cell computes the same thing.
-        (("none", "none", "nor_conv_3x3", "none", "skip_connect", "none"),
-         ("nor_conv_1x1", "none", "none", "none", "none", "none")),
+        (
+            ("none", "none", "nor_conv_3x3", "none", "skip_connect", "none"),
+            ("nor_conv_1x1", "none", "none", "none", "none", "none"),
+        ),
         # Node 1 feeds nothing that reaches the output.
-        (("nor_conv_3x3", "skip_connect", "none", "nor_conv_1x1", "none", "nor_conv_3x3"),
-         ("avg_pool_3x3", "skip_connect", "none", "nor_conv_1x1", "none", "nor_conv_3x3")),
+        (
+            ("nor_conv_3x3", "skip_connect", "none", "nor_conv_1x1", "none", "nor_conv_3x3"),
+            ("avg_pool_3x3", "skip_connect", "none", "nor_conv_1x1", "none", "nor_conv_3x3"),
+        ),
     ],
 )
 def test_nb201_cells_that_compute_the_same_function_share_a_key(first, second):
@@ -93,11 +109,15 @@ def test_nb201_cells_that_compute_the_same_function_share_a_key(first, second):
     [
         (("nor_conv_3x3",) * 6, ("nor_conv_1x1",) + ("nor_conv_3x3",) * 5),
         # The same ops, on edges that make another graph.
-        (("nor_conv_3x3", "none", "skip_connect", "none", "none", "nor_conv_1x1"),
-         ("nor_conv_3x3", "skip_connect", "none", "none", "none", "nor_conv_1x1")),
+        (
+            ("nor_conv_3x3", "none", "skip_connect", "none", "none", "nor_conv_1x1"),
+            ("nor_conv_3x3", "skip_connect", "none", "none", "none", "nor_conv_1x1"),
+        ),
         # Order along a path matters: conv then pool is not pool then conv.
-        (("nor_conv_3x3", "none", "avg_pool_3x3", "none", "none", "skip_connect"),
-         ("avg_pool_3x3", "none", "nor_conv_3x3", "none", "none", "skip_connect")),
+        (
+            ("nor_conv_3x3", "none", "avg_pool_3x3", "none", "none", "skip_connect"),
+            ("avg_pool_3x3", "none", "nor_conv_3x3", "none", "none", "skip_connect"),
+        ),
     ],
 )
 def test_nb201_cells_that_differ_have_different_keys(first, second):

@@ -1,9 +1,10 @@
 import optuna
 import pytest
+from _helpers import nb201_score
+from _helpers import nb201_two_objectives
 from optuna.testing.pytest_samplers import BasicSamplerTestCase
 from optuna.testing.pytest_samplers import MultiObjectiveSamplerTestCase
 
-from _helpers import nb201_score, nb201_two_objectives
 from optuna_nas.samplers import AgingEvolutionSampler
 
 
@@ -62,16 +63,24 @@ def test_pareto_selection_in_multi_objective_studies():
     sampler = AgingEvolutionSampler(population_size=4, sample_size=4, selection="pareto", seed=0)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.optimize(nb201_two_objectives, n_trials=12)
-    front = {t.number for t in study.trials[:4] if not any(
-        o.values[0] >= t.values[0] and o.values[1] <= t.values[1] and o.values != t.values
-        for o in study.trials[:4])}
+    front = {
+        t.number
+        for t in study.trials[:4]
+        if not any(
+            o.values[0] >= t.values[0] and o.values[1] <= t.values[1] and o.values != t.values for o in study.trials[:4]
+        )
+    }
     assert study.trials[4].system_attrs["AgingEvolutionSampler:parent"] in front
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"population_size": 0}, "population_size"), ({"sample_size": 0}, "sample_size"),
-     ({"selection": "best"}, "selection"), ({"seed": 1.5}, "seed")],
+    [
+        ({"population_size": 0}, "population_size"),
+        ({"sample_size": 0}, "sample_size"),
+        ({"selection": "best"}, "selection"),
+        ({"seed": 1.5}, "seed"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

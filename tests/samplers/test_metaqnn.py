@@ -1,11 +1,14 @@
 import optuna
 import pytest
+from _helpers import NB201
+from _helpers import nb201_score
+from _helpers import nb201_two_objectives
 from optuna.testing.pytest_samplers import BasicSamplerTestCase
 from optuna.testing.pytest_samplers import MultiObjectiveSamplerTestCase
 
-from _helpers import NB201, nb201_score, nb201_two_objectives
 from optuna_nas import spaces
-from optuna_nas.samplers import MetaQNNSampler, rewards
+from optuna_nas.samplers import MetaQNNSampler
+from optuna_nas.samplers import rewards
 
 FAST = {"epsilon_schedule": ((1.0, 3), (0.5, 3), (0.1, 1)), "replay": 10}
 

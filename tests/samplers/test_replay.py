@@ -4,11 +4,16 @@ import random
 
 import optuna
 import pytest
+from _helpers import NB201
+from _helpers import SCORES
+from _helpers import CountingEvolution
+from _helpers import CountingMetaQNN
+from _propose import SMALL
 from optuna.trial import TrialState
 
-from _helpers import NB201, SCORES, CountingEvolution, CountingMetaQNN
-from _propose import SMALL
-from optuna_nas.samplers import AgingEvolutionSampler, RewardLedger, create_sampler
+from optuna_nas.samplers import AgingEvolutionSampler
+from optuna_nas.samplers import RewardLedger
+from optuna_nas.samplers import create_sampler
 from optuna_nas.samplers._history import to_episode
 
 SAMPLERS = ["metaqnn", "evolution"]
@@ -100,11 +105,9 @@ def test_a_violated_trial_is_rewarded_below_every_feasible_one():
     violated = {2, 4}
     for number, value in enumerate(values):
         attrs = {"constraints:c": 1.0 if number in violated else -1.0}
-        study.add_trial(optuna.create_trial(params={"x": value}, distributions=dist, value=value,
-                                            system_attrs=attrs))
+        study.add_trial(optuna.create_trial(params={"x": value}, distributions=dist, value=value, system_attrs=attrs))
     ledger = RewardLedger("last_value")
-    episodes = [ledger.settle(to_episode(t, study.directions, lambda v, d: v[0], "last_value"))
-                for t in study.trials]
+    episodes = [ledger.settle(to_episode(t, study.directions, lambda v, d: v[0], "last_value")) for t in study.trials]
     feasible = [e.reward for e in episodes if e.number not in violated]
     assert feasible == [0.5, 0.9, 0.2, 0.3]
     for episode in episodes:

@@ -8,11 +8,14 @@ import sys
 
 import optuna
 import pytest
+from _helpers import CountingMetaQNN
+from _helpers import nb201_score
+from _helpers import trained_architectures
+from _propose import SMALL
+from _workers import learned_summary
+from _workers import paused_nb201
 from optuna.trial import TrialState
 
-from _helpers import CountingMetaQNN, nb201_score, trained_architectures
-from _propose import SMALL
-from _workers import learned_summary, paused_nb201
 from optuna_nas.samplers import create_sampler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,8 +62,9 @@ def test_four_processes_on_sqlite_never_train_one_architecture_twice(name, tmp_p
     optuna.create_study(storage=url, study_name="s", direction="maximize")
     outs = [tmp_path / f"state-{i}.json" for i in range(4)]
     workers = [
-        subprocess.Popen([sys.executable, os.path.join(HERE, "_workers.py"), name, url, "s", "12", "48", str(out)],
-                         cwd=HERE)
+        subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "_workers.py"), name, url, "s", "12", "48", str(out)], cwd=HERE
+        )
         for out in outs
     ]
     assert [w.wait(timeout=300) for w in workers] == [0, 0, 0, 0]
