@@ -7,21 +7,20 @@ trial without it may have been cut short before its architecture was whole.
 
 Marking is also a claim, where the study's sampler avoids duplicates (its ``avoid_duplicates``
 attribute is true: the project's samplers by default). Samplers avoid the architectures other
-workers have evaluated or marked, but with several workers a trial can still end on a taken one:
-two workers decide the same one within the same few milliseconds, before either mark is visible, or another worker takes the last
-free architecture under a prefix between two decisions of this trial (a define-by-run sampler
-cannot go back). So marking writes ``checking`` with the number of params it covers (the
-architecture: params suggested later, such as a learning rate, are not part of the claim), then
-looks for rivals - running trials that claimed the same params, and finished trials (complete or
-pruned, not failed: a failed architecture may be tried again) with exactly these params: if a rival
-is evaluated or already training (``cleared``), or a lower-numbered rival is checking too, this
-trial yields - it ends pruned, untrained, with
-``optuna_nas:duplicate_of`` naming the rival, and samplers learn nothing from it. A lower-numbered
-trial waits for higher-numbered rivals to clear or yield; they never wait, so nobody waits for
-long. Then it writes ``cleared``. With any storage whose writes are visible to the reads that
-follow them (SQLite, PostgreSQL, journal, in-memory), no architecture is trained twice. Enqueued
-trials (``study.enqueue_trial``) whose every decision was given are the user's explicit choice and
-never yield.
+workers have evaluated or marked, but with several workers a trial can still end on a taken one: two
+workers decide the same one within the same few milliseconds, before either mark is visible, or
+another worker takes the last free architecture under a prefix between two decisions of this trial
+(a define-by-run sampler cannot go back). So marking writes ``checking`` with the number of params
+it covers (the architecture: params suggested later, such as a learning rate, are not part of the
+claim), then looks for rivals - running trials that claimed the same params, and finished trials
+(complete or pruned, not failed: a failed architecture may be tried again) with exactly these
+params: if a rival is evaluated or already training (``cleared``), or a lower-numbered rival is
+checking too, this trial yields - it ends pruned, untrained, with ``optuna_nas:duplicate_of`` naming
+the rival, and samplers learn nothing from it. A lower-numbered trial waits for higher-numbered
+rivals to clear or yield; they never wait, so nobody waits for long. Then it writes ``cleared``.
+With any storage whose writes are visible to the reads that follow them (SQLite, PostgreSQL,
+journal, in-memory), no architecture is trained twice. Enqueued trials (``study.enqueue_trial``)
+whose every decision was given are the user's explicit choice and never yield.
 """
 
 from __future__ import annotations
