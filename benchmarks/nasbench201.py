@@ -35,6 +35,7 @@ from optuna_nas.objectives import NASBench201
 from optuna_nas.objectives._nasbench201 import _costs
 from optuna_nas.samplers import available_samplers
 from optuna_nas.samplers import create_sampler
+from optuna_nas.samplers import rewards
 from optuna_nas.spaces import NASBench201Space
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +53,8 @@ def judge_column(table: str, dataset: str) -> dict[str, float]:
 def run_one(name: str, seed: int, args: argparse.Namespace, judge: dict[str, float]) -> dict:
     objective = NASBench201(args.table, args.dataset, multi_objective=args.multi_objective)
     options = dict(args.options.get(name, {}))
+    if args.reward and name not in ("random", "tpe", "nsga2"):
+        options["reward"] = rewards.from_string(args.reward)
     if args.canonical_key and name not in ("random", "tpe", "nsga2"):
         options["dedup_key"] = NASBench201Space().dedup_key
     sampler = TimedSampler(create_sampler(name, seed=seed, **options))
@@ -124,6 +127,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--multi-objective", action="store_true")
     parser.add_argument("--canonical-key", action="store_true")
+    parser.add_argument("--reward", default=None, help="our samplers' reward: first, dominance, linear:W,..., mnas:T")
     parser.add_argument("--options", default="{}", help="JSON: {sampler name: {argument: value}}")
     args = parser.parse_args()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
+from typing import cast
 
 import numpy as np
 
@@ -67,5 +68,6 @@ def check_int_choices(name: str, values: Any, *, minimum: int = 1) -> tuple[int,
 def check_seed(seed: Any) -> int:
     """The seed, or a fresh one drawn from the operating system when ``seed`` is ``None``."""
     if seed is None:
-        return int(np.random.SeedSequence().entropy % (2**32))
+        # Without an entropy argument, SeedSequence draws an int from the operating system.
+        return int(cast(int, np.random.SeedSequence().entropy) % (2**32))
     return check_int("seed", seed, minimum=0)

@@ -15,7 +15,7 @@ def _layer_label(layer: dict[str, Any]) -> str:
         return f"conv {layer['kernel']}x{layer['kernel']}{stride}\n{layer['filters']} filters"
     if layer["type"] == "fc":
         return f"fc {layer['units']}"
-    return layer["type"].replace("_", " ")
+    return str(layer["type"]).replace("_", " ")
 
 
 def _graph(spec: dict[str, Any]) -> tuple[list[str], list[tuple[int, int, str]], str]:

@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 import optuna
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial
 
 from optuna_nas._validation import check_int
@@ -57,7 +58,14 @@ def _load_weights(study: optuna.Study, trial: FrozenTrial, artifact_store: Any, 
         return False
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "weights.npz")
-        optuna.artifacts.download_artifact(artifact_store=artifact_store, file_path=path, artifact_id=meta.artifact_id)
+        try:
+            optuna.artifacts.download_artifact(
+                artifact_store=artifact_store, file_path=path, artifact_id=meta.artifact_id
+            )
+        except ArtifactNotFound:
+            raise ValueError(
+                f"artifact_store: trial {trial.number}'s weights (artifact {meta.artifact_id}) are not in it."
+            ) from None
         with np.load(path, allow_pickle=False) as arrays:
             state = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
     model.load_state_dict(state)
@@ -88,7 +96,8 @@ def export(
 
     Raises:
         ValueError: The trial does not exist or recorded no architecture, ``retrain_epochs`` is
-            negative, or there are no saved weights and ``retrain_epochs`` is 0.
+            negative, or there are no saved weights (or ``artifact_store`` lacks them) and
+            ``retrain_epochs`` is 0.
     """
     import torch
 
@@ -132,9 +141,9 @@ def export(
     with torch.no_grad(), warnings.catch_warnings():
         # TorchScript is deprecated in recent torch releases but is still what deploys everywhere.
         warnings.simplefilter("ignore", FutureWarning)
-        scripted = torch.jit.trace(model, batch[:1])
+        scripted = torch.jit.trace(model, batch[:1])  # type: ignore[no-untyped-call]  # torch.jit.trace is unannotated
         scripted.save(paths["torchscript"])
-        reloaded = torch.jit.load(paths["torchscript"])
+        reloaded = torch.jit.load(paths["torchscript"])  # type: ignore[no-untyped-call]  # torch.jit.load is unannotated
         difference = float((reloaded(batch) - model(batch)).abs().max())
     result: dict[str, Any] = {"paths": paths, "weights": origin, "max_abs_difference": difference}
     try:

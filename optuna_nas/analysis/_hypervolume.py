@@ -21,7 +21,7 @@ def pareto_mask(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
         return np.zeros(len(array), dtype=bool)
     array = array.reshape(len(array), -1)
     if array.shape[1] == 1:
-        return array[:, 0] == array[:, 0].min()
+        return np.asarray(array[:, 0] == array[:, 0].min(), dtype=bool)
     return np.asarray(moocore.is_nondominated(array, keep_weakly=True), dtype=bool)
 
 

@@ -32,7 +32,8 @@ class ImageDataset:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """``(channels, height, width)`` of one image."""
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+        channels, height, width = self.train_x.shape[1:]
+        return channels, height, width
 
     def summary(self) -> dict[str, object]:
         """Sizes and shape, JSON-safe."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -59,10 +60,10 @@ def _torchvision(name: str, root: str, download: bool) -> tuple[Arrays, Arrays]:
             f"put the files there or pass download=True ({error})."
         ) from None
 
-    def arrays(dataset: object) -> Arrays:
-        images = np.asarray(dataset.data, dtype=np.float32) / 255.0  # type: ignore[attr-defined]
+    def arrays(dataset: Any) -> Arrays:  # a torchvision dataset (untyped): .data and .targets
+        images = np.asarray(dataset.data, dtype=np.float32) / 255.0
         images = images.reshape(len(images), 28, 28, 1) if images.ndim == 3 else images
-        return images.transpose(0, 3, 1, 2), np.asarray(dataset.targets)  # type: ignore[attr-defined]
+        return images.transpose(0, 3, 1, 2), np.asarray(dataset.targets)
 
     return arrays(train), arrays(test)
 
@@ -129,7 +130,15 @@ def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Genera
     return rng.permutation(np.concatenate(kept)), rng.permutation(np.concatenate(held))
 
 
-def _to_dataset(name: str, train_x, train_y, val_x, val_y, test_x, test_y) -> ImageDataset:
+def _to_dataset(
+    name: str,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+) -> ImageDataset:
     import torch
 
     mean = train_x.mean(axis=(0, 2, 3), keepdims=True)

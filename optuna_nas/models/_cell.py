@@ -78,7 +78,8 @@ class CellNetwork(nn.Module):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
-        return self.classifier(self.head(s1))
+        logits: torch.Tensor = self.classifier(self.head(s1))
+        return logits
 
 
 @register_builder(CellSpec)

@@ -18,25 +18,28 @@ def _pooled_size(size: int) -> int:
 def build_chain(spec: ChainSpec, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     channels, size_h, size_w = input_shape
     layers: list[nn.Module] = []
-    features = None  # set once the representation is flattened
+    features: int | None = None  # set once the representation is flattened
     for layer in spec.layers:
         if layer.type == "conv":
-            pad = layer.kernel // 2
+            kernel, filters, stride = layer.kernel, layer.filters, layer.stride
+            assert kernel is not None and filters is not None and stride is not None  # ChainLayer checks them
+            pad = kernel // 2
             layers += [
-                nn.Conv2d(channels, layer.filters, layer.kernel, layer.stride, pad, bias=False),
-                nn.BatchNorm2d(layer.filters),
+                nn.Conv2d(channels, filters, kernel, stride, pad, bias=False),
+                nn.BatchNorm2d(filters),
                 nn.ReLU(inplace=True),
             ]
-            size_h = (size_h + 2 * pad - layer.kernel) // layer.stride + 1
-            size_w = (size_w + 2 * pad - layer.kernel) // layer.stride + 1
-            channels = layer.filters
+            size_h = (size_h + 2 * pad - kernel) // stride + 1
+            size_w = (size_w + 2 * pad - kernel) // stride + 1
+            channels = filters
         elif layer.type in ("max_pool", "avg_pool"):
             # A 2x2 window, narrowed on a side that is already down to one pixel.
-            kernel = (min(2, size_h), min(2, size_w))
+            window = (min(2, size_h), min(2, size_w))
             pool_type = nn.MaxPool2d if layer.type == "max_pool" else nn.AvgPool2d
-            layers.append(pool_type(kernel, stride=2, ceil_mode=True))
+            layers.append(pool_type(window, stride=2, ceil_mode=True))
             size_h, size_w = _pooled_size(size_h), _pooled_size(size_w)
         else:
+            assert layer.units is not None  # ChainLayer checks an fc layer has units
             if features is None:
                 layers.append(nn.Flatten())
                 features = channels * size_h * size_w

@@ -46,7 +46,8 @@ class ResidualReduction(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(x) + self.conv_b(self.conv_a(x))
+        out: torch.Tensor = self.downsample(x) + self.conv_b(self.conv_a(x))
+        return out
 
 
 class NASBench201Network(nn.Module):
@@ -69,7 +70,8 @@ class NASBench201Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.lastact(self.cells(self.stem(x)))
-        return self.classifier(self.pool(out).flatten(1))
+        logits: torch.Tensor = self.classifier(self.pool(out).flatten(1))
+        return logits
 
 
 @register_builder(NASBench201Spec)

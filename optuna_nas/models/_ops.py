@@ -97,7 +97,8 @@ class FactorizedReduce(nn.Module):
         b = self.conv_b(shifted)
         if b.shape[-2:] != a.shape[-2:]:
             b = nn.functional.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
-        return self.bn(torch.cat([a, b], dim=1))
+        out: torch.Tensor = self.bn(torch.cat([a, b], dim=1))
+        return out
 
 
 class Zero(nn.Module):

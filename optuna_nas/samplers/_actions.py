@@ -38,11 +38,9 @@ class ActionSpace:
             self.size = len(distribution.choices)
             self.exact = True
             return
-        if isinstance(distribution, IntDistribution) or (
-            isinstance(distribution, FloatDistribution) and distribution.step is not None
-        ):
-            step = distribution.step
-            self._count = round((distribution.high - distribution.low) / step) + 1
+        if isinstance(distribution, (IntDistribution, FloatDistribution)) and distribution.step is not None:
+            # An int distribution always has a step.
+            self._count = round((distribution.high - distribution.low) / distribution.step) + 1
             self.exact = self._count <= bins
             self._groups = list(range(self._count)) if self.exact else self._cut_grid(bins)
             self.size = len(self._groups)
@@ -52,18 +50,34 @@ class ActionSpace:
         else:
             raise ValueError(f"distribution: {distribution!r} is not supported.")
 
+    @property
+    def _numeric(self) -> IntDistribution | FloatDistribution:
+        """The distribution of a grid or continuous action space (never asked of a categorical one)."""
+        d = self.distribution
+        if not isinstance(d, (IntDistribution, FloatDistribution)):
+            raise TypeError(f"distribution: {d!r} is not an int or float distribution.")
+        return d
+
+    @property
+    def _step(self) -> float:
+        """The step of a grid distribution (an int for int distributions)."""
+        step = self._numeric.step
+        if step is None:
+            raise TypeError(f"distribution: {self.distribution!r} has no step.")
+        return step
+
     # -- The grid (ints, stepped floats) ----------------------------------------------------------
 
     def _grid_value(self, index: int) -> Any:
-        d = self.distribution
+        d = self._numeric
         if isinstance(d, IntDistribution):
             return int(d.low + index * d.step)
         # 15 significant digits: 0.1 * 3 is 0.3, as a user (or another sampler) would write it.
-        return float(f"{min(d.high, d.low + index * d.step):.15g}")
+        return float(f"{min(d.high, d.low + index * self._step):.15g}")
 
     def _cut_grid(self, bins: int) -> list[int]:
         """First grid index of each non-empty group of equal (log-)width."""
-        d = self.distribution
+        d = self._numeric
         log = bool(getattr(d, "log", False))
         low, high = (math.log(d.low), math.log(d.high)) if log else (float(d.low), float(d.high))
         starts = {0}
@@ -71,7 +85,7 @@ class ActionSpace:
             edge = low + (high - low) * cut / bins
             edge_value = math.exp(edge) if log else edge
             # The first grid value at or above the edge starts a group.
-            index = math.ceil((edge_value - d.low) / d.step - 1e-9)
+            index = math.ceil((edge_value - d.low) / self._step - 1e-9)
             if 0 < index < self._count:
                 starts.add(index)
         return sorted(starts)
@@ -83,7 +97,7 @@ class ActionSpace:
     # -- Continuous floats --------------------------------------------------------------------------
 
     def _edges(self) -> tuple[float, float, bool]:
-        d = self.distribution
+        d = self._numeric
         log = bool(getattr(d, "log", False))
         low, high = float(d.low), float(d.high)
         return (math.log(low), math.log(high), True) if log else (low, high, False)
@@ -96,7 +110,7 @@ class ActionSpace:
         if isinstance(d, CategoricalDistribution):
             return int(d.to_internal_repr(value))
         if self._groups:
-            index = round((float(value) - d.low) / d.step)
+            index = round((float(value) - self._numeric.low) / self._step)
             index = min(self._count - 1, max(0, index))
             return bisect.bisect_right(self._groups, index) - 1
         if self.size == 1:
@@ -115,11 +129,11 @@ class ActionSpace:
             index = start if end - start == 1 else int(rng.integers(start, end))
             return self._grid_value(index)
         if self.size == 1:
-            return float(d.low)
+            return float(self._numeric.low)
         low, high, log = self._edges()
         x = low + (high - low) * (action + rng.random()) / self.size
         x = math.exp(x) if log else x
-        return float(min(d.high, max(d.low, x)))
+        return float(min(self._numeric.high, max(self._numeric.low, x)))
 
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is a value of the distribution (so it may be returned for it)."""
@@ -142,4 +156,4 @@ class ActionSpace:
             return list(d.choices)
         if self._groups:
             return [self._grid_value(i) for i in range(self._count)]
-        return [float(d.low)]
+        return [float(self._numeric.low)]

@@ -24,6 +24,7 @@ import threading
 import weakref
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from optuna_nas.samplers._dedup import DedupKey
 from optuna_nas.samplers._dedup import EvaluatedTrie
 from optuna_nas.samplers._history import PRUNED_POLICIES
 from optuna_nas.samplers._history import Episode
+from optuna_nas.samplers._history import RewardLedger
 from optuna_nas.samplers._history import to_episode
 from optuna_nas.samplers._replay import Learner
 from optuna_nas.samplers._replay import StudyReplay
@@ -126,8 +128,10 @@ class NASSampler(BaseSampler, abc.ABC):
     Args:
         seed: Seed of every random draw. ``None`` draws one at construction (not reproducible).
         reward: Reward function for multi-objective studies (see :mod:`optuna_nas.samplers.rewards`);
-            default: the first objective, signed by its direction. Single-objective studies use the
-            value signed by the direction unless a reward is given.
+            default: :meth:`multi_objective_reward`, which trades the objectives off
+            (:func:`~optuna_nas.samplers.rewards.dominance` unless a sampler says otherwise); pass
+            ``rewards.first_objective`` to steer on the first objective alone. Single-objective
+            studies use the value signed by the direction unless a reward is given.
         pruned: How a pruned trial is rewarded: ``last_value`` (default: its last reported value,
             else as ``worst``), ``worst`` (the lowest reward of the complete trials before it) or
             ``skip``. Failed trials teach nothing. Trials that violate their constraints
@@ -245,8 +249,22 @@ class NASSampler(BaseSampler, abc.ABC):
         return np.random.default_rng(words)
 
     def reward_function(self, study: optuna.Study) -> rewards.RewardFunction:
-        """The reward of a complete trial's values (see the ``reward`` argument)."""
-        return self._reward or rewards.first_objective
+        """The reward of a complete trial's values: the ``reward`` argument if given; else for
+        several objectives :meth:`multi_objective_reward`, and the value signed by its direction for
+        one.
+        """
+        if self._reward is not None:
+            return self._reward
+        if len(study.directions) > 1:
+            return self.multi_objective_reward()
+        return rewards.first_objective
+
+    def multi_objective_reward(self) -> rewards.RewardFunction:
+        """The reward of studies with several objectives when none is given: by default
+        :func:`~optuna_nas.samplers.rewards.dominance`, the share of the earlier trials that do not
+        dominate the trial. Override it to change a sampler's default.
+        """
+        return rewards.dominance()
 
     def actions(self, distribution: BaseDistribution) -> ActionSpace:
         """The actions of ``distribution`` under this sampler's binning."""
@@ -369,6 +387,12 @@ class NASSampler(BaseSampler, abc.ABC):
         reward_fn = self.reward_function(study)
         return lambda trial: to_episode(trial, directions, reward_fn, self._pruned)
 
+    def _ledger_factory(self, study: optuna.Study) -> Callable[[], RewardLedger]:
+        directions: list[StudyDirection] = list(study.directions)
+        reward_fn = self.reward_function(study)
+        relative = reward_fn if isinstance(reward_fn, rewards.RelativeReward) else None
+        return lambda: RewardLedger(self._pruned, relative, directions)
+
     def _study_replay(self, study: optuna.Study) -> StudyReplay:
         with self._lock:
             by_study = self._replays.get(study._storage)
@@ -376,7 +400,9 @@ class NASSampler(BaseSampler, abc.ABC):
                 by_study = self._replays[study._storage] = {}
             replay = by_study.get(study._study_id)
             if replay is None:
-                learner = Learner(self.initial_state, self.learn, self.copy_state, self._convert(study), self._pruned)
+                learner = Learner(
+                    self.initial_state, self.learn, self.copy_state, self._convert(study), self._ledger_factory(study)
+                )
                 trie = EvaluatedTrie(self._float_bins, self._dedup_key)
                 replay = by_study[study._study_id] = StudyReplay(learner, trie)
             return replay

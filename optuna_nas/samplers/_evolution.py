@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
 from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 from optuna_nas.samplers import rewards
 from optuna_nas.samplers._base import Decision
 from optuna_nas.samplers._base import NASSampler
@@ -24,9 +27,13 @@ class AgingEvolutionSampler(NASSampler):
 
     The population is the last ``population_size`` finished trials with a reward, by trial number
     (so the oldest leaves as each new one finishes). While fewer exist, trials are random. A trial
-    draws ``sample_size`` members with replacement; the best of them (by reward, or with
-    ``selection="pareto"`` one drawn uniformly from the non-dominated ones by the study's objective
-    values; a feasible member always beats one that violates its constraints) is the parent. The
+    draws ``sample_size`` members with replacement; the best of them is the parent: by reward, or
+    with ``selection="pareto"`` (the default when the study has several objectives and no reward is
+    given) the one best in the first objective (accuracy, in this package's objectives) with
+    probability ``primary_share``, else one drawn uniformly from the members no other drawn member
+    dominates by the study's objective values. So the most accurate and the cheapest networks both
+    get children, and the front is filled from both ends. A feasible member always beats one that
+    violates its constraints. The
     child is planned before its first decision: it inherits every decision of the parent but one,
     which takes another value; decisions and values are tried in random order and the first child
     that was neither evaluated nor is pending in another worker wins. Decisions the parent lacks (a
@@ -43,7 +50,12 @@ class AgingEvolutionSampler(NASSampler):
         sample_size: S, the tournament size (the paper: 25). The defaults, P = 20 and S = 10, suit
             budgets of 100 to 300 trials; they were chosen on the 12-epoch validation signal of
             NAS-Bench-201's CIFAR-100 and ImageNet16-120 columns, never on a test column.
-        selection: ``reward`` or ``pareto`` (multi-objective studies).
+        selection: ``reward`` or ``pareto`` (several objectives). Default: ``pareto`` when the study
+            has several objectives and no ``reward`` is given, else ``reward``.
+        primary_share: With ``pareto`` selection, the share of tournaments the contender best in
+            the first objective wins (0.5: chosen on the NAS-Bench-201 validation signal of
+            CIFAR-100 and ImageNet16-120, where it gave a larger hypervolume and more accurate best
+            cells than uniform Pareto selection; never on a test column).
         seed, reward, pruned, float_bins, avoid_duplicates, dedup_key: As in
             :class:`~optuna_nas.samplers.NASSampler`.
 
@@ -61,7 +73,8 @@ class AgingEvolutionSampler(NASSampler):
         *,
         population_size: int = 20,
         sample_size: int = 10,
-        selection: str = "reward",
+        selection: str | None = None,
+        primary_share: float = 0.5,
         seed: int | None = None,
         reward: rewards.RewardFunction | None = None,
         pruned: str = "last_value",
@@ -79,9 +92,18 @@ class AgingEvolutionSampler(NASSampler):
         )
         self._population_size = check_int("population_size", population_size, minimum=1)
         self._sample_size = check_int("sample_size", sample_size, minimum=1)
-        if selection not in SELECTIONS:
+        if selection is not None and selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}.")
         self._selection = selection
+        self._primary_share = check_number("primary_share", primary_share, low=0.0, high=1.0)
+
+    def selection(self, study: optuna.Study) -> str:
+        """How parents are selected in ``study``: the ``selection`` argument, else ``pareto`` when
+        the study has several objectives and no reward was given, and ``reward`` otherwise.
+        """
+        if self._selection is not None:
+            return self._selection
+        return "pareto" if len(study.directions) > 1 and self._reward is None else "reward"
 
     def population(self, study: optuna.Study, *, before: int | None = None) -> list[Episode]:
         """The live members (the last ``population_size`` finished trials with a reward), read from
@@ -142,8 +164,9 @@ class AgingEvolutionSampler(NASSampler):
         feasible = [c for c in contenders if c.feasible]
         if not feasible:
             return min(contenders, key=lambda c: c.violation)  # first drawn wins ties
-        if self._selection == "reward" or any(c.values is None for c in feasible):
-            return max(feasible, key=lambda c: c.reward)
+        if self.selection(study) == "reward" or any(c.values is None for c in feasible):
+            # Members of the population always have a reward (learn keeps no other).
+            return max(feasible, key=lambda c: -math.inf if c.reward is None else c.reward)
         signs = np.array([1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions])
         losses = np.array([np.asarray(c.values) * signs for c in feasible])
         front = [
@@ -151,6 +174,8 @@ class AgingEvolutionSampler(NASSampler):
             for i in range(len(feasible))
             if not any(np.all(losses[j] <= losses[i]) and np.any(losses[j] < losses[i]) for j in range(len(feasible)))
         ]
+        if rng.random() < self._primary_share:
+            return feasible[int(np.argmin(losses[:, 0]))]  # first drawn wins ties
         return feasible[int(rng.choice(front))]
 
     def propose(self, decision: Decision) -> int:

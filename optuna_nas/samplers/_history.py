@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
@@ -21,6 +22,7 @@ from optuna.trial import TrialState
 
 from optuna_nas._decided import DUPLICATE_KEY
 from optuna_nas._decided import is_decided
+from optuna_nas.samplers.rewards import RelativeReward
 from optuna_nas.samplers.rewards import RewardFunction
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -135,19 +137,34 @@ class RewardLedger:
       of the lowest's magnitude); with none so far, its own minus ``max(1, |own|)``.
     * Failed trials, pruned ones under ``skip``, and trials that yielded their architecture to
       another worker's get none.
+    * With a :class:`~optuna_nas.samplers.rewards.RelativeReward` (``relative``), a complete
+      trial's reward is taken against the values of the feasible complete trials before it.
 
     Attributes:
+        pruned: The pruned-trial policy.
+        relative: The reward that depends on earlier trials, if the sampler's reward is one.
+        directions: The study's directions (needed with ``relative``).
         lowest: The lowest reward of the feasible complete trials settled so far.
         highest: The highest such reward.
     """
 
     pruned: str
+    relative: RelativeReward | None = None
+    directions: Sequence[optuna.study.StudyDirection] = ()
     lowest: float = math.inf
     highest: float = -math.inf
+    _earlier: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    _n_earlier: int = 0
 
     def settle(self, episode: Episode) -> Episode:
         """The episode with its final reward; updates the ledger."""
         reward = episode.reward
+        if self.relative is not None and reward is not None and episode.values is not None:
+            earlier = self._earlier[: self._n_earlier] if self._earlier is not None else np.empty((0, 0))
+            reward = float(self.relative.relative_to(episode.values, self.directions, earlier))
+            reward = reward if math.isfinite(reward) else None
+            if reward is not None and episode.feasible and episode.state == TrialState.COMPLETE:
+                self._remember(episode.values)
         if episode.state == TrialState.FAIL or episode.duplicate_of is not None:
             reward = None
         elif episode.state == TrialState.PRUNED:
@@ -168,8 +185,19 @@ class RewardLedger:
             return episode
         return dataclasses.replace(episode, reward=reward)
 
+    def _remember(self, values: tuple[float, ...]) -> None:
+        if self._earlier is None or self._n_earlier == len(self._earlier):
+            grown = np.empty((max(16, 2 * self._n_earlier), len(values)))
+            if self._earlier is not None:
+                grown[: self._n_earlier] = self._earlier[: self._n_earlier]
+            self._earlier = grown
+        self._earlier[self._n_earlier] = values
+        self._n_earlier += 1
+
     def copy(self) -> RewardLedger:
-        return dataclasses.replace(self)
+        """An independent copy: settling on it leaves this ledger as it is."""
+        earlier = None if self._earlier is None else self._earlier.copy()
+        return dataclasses.replace(self, _earlier=earlier)
 
 
 def episodes(
@@ -179,5 +207,6 @@ def episodes(
     pruned: str,
 ) -> list[Episode]:
     """Turn finished trials (in number order) into episodes with settled rewards, from scratch."""
-    ledger = RewardLedger(pruned)
+    relative = reward_fn if isinstance(reward_fn, RelativeReward) else None
+    ledger = RewardLedger(pruned, relative, directions)
     return [ledger.settle(to_episode(t, directions, reward_fn, pruned)) for t in trials]

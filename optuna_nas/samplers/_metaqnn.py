@@ -46,7 +46,7 @@ def decision_state(name: str, params: Mapping[str, Any]) -> str:
     """The default state of a decision: its name and the decision taken just before it."""
     if not params:
         return json.dumps([name, None])
-    previous = next(reversed(params))
+    previous = list(params)[-1]
     return json.dumps([name, previous, params[previous]], default=repr)
 
 
@@ -192,7 +192,8 @@ class MetaQNNSampler(NASSampler):
         initial = self._q_init if self._q_init is not None else state["reward_sum"] / len(memory)
         rng = self.rng(episode.number, "replay")
         for index in rng.integers(0, len(memory), size=self._replay):
-            self._update(state["q"], *memory[index], initial)
+            replayed, reward = memory[index]
+            self._update(state["q"], replayed, reward, initial)
         return state
 
     def _update(

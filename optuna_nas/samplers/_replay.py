@@ -47,9 +47,10 @@ class Learner:
         learn: Callable[[Any, Episode], Any],
         copy: Callable[[Any], Any],
         convert: Callable[[FrozenTrial], Episode],
-        pruned: str,
+        new_ledger: Callable[[], RewardLedger],
     ) -> None:
-        self.initial, self.learn, self.copy, self.convert, self.pruned = initial, learn, copy, convert, pruned
+        self.initial, self.learn, self.copy, self.convert = initial, learn, copy, convert
+        self.new_ledger = new_ledger
 
 
 class StudyReplay:
@@ -187,7 +188,7 @@ class StudyReplay:
             if start == k:
                 return state
             if start < 0:
-                start, ledger, state = 0, RewardLedger(self._learner.pruned), self._learner.initial()
+                start, ledger, state = 0, self._learner.new_ledger(), self._learner.initial()
             else:
                 ledger, state = ledger.copy(), self._learner.copy(state)
             for index in range(start, k):
@@ -208,7 +209,7 @@ class StudyReplay:
             del self._sparse[min(self._sparse)]
 
     def _best_checkpoint(self, k: int) -> tuple[int, RewardLedger, Any]:
-        best: tuple[int, RewardLedger, Any] = (-1, RewardLedger(self._learner.pruned), None)
+        best: tuple[int, RewardLedger, Any] = (-1, self._learner.new_ledger(), None)
         for store in (self._checkpoints, self._sparse):
             for start, (digest, ledger, state) in store.items():
                 if best[0] < start <= k and self._hashes[start] == digest:

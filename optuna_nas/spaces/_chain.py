@@ -35,6 +35,7 @@ def representation_bucket(size: int) -> str:
 def output_size(layer: ChainLayer, size: int) -> int:
     """Spatial size after ``layer`` ('same' padding; pools halve, rounding up)."""
     if layer.type == CONV:
+        assert layer.stride is not None  # ChainLayer checks a conv has a stride
         return math.ceil(size / layer.stride)
     if layer.type in POOL_TYPES:
         return math.ceil(size / 2)
@@ -68,6 +69,7 @@ class ChainLayer:
     def summary(self) -> str:
         """E.g. ``conv5x5/32s2``, ``max_pool``, ``fc128``."""
         if self.type == CONV:
+            assert self.stride is not None  # __post_init__ checks a conv has a stride
             return f"conv{self.kernel}x{self.kernel}/{self.filters}" + (f"s{self.stride}" if self.stride > 1 else "")
         if self.type == FC:
             return f"fc{self.units}"
@@ -213,8 +215,8 @@ class ChainSpace(Space):
         prefix, _, field = name.partition("/")
         head, _, index = prefix.partition("_")
         if head != "layer" or not index.isdigit() or not field:
-            layers = {key.split("/")[0] for key in params if key.startswith("layer_")}
-            return [name, len(layers)]
+            decided = {key.split("/")[0] for key in params if key.startswith("layer_")}
+            return [name, len(decided)]
         depth = int(index)
         layers = self._layers(_PrefixDecider(params))[:depth]
         size = self.input_size
