@@ -9,12 +9,17 @@ only this script, never the objective or the sampler, reads.
         --dataset cifar10 [--table PATH] [--out results.json] [--multi-objective] [--seed-offset K] \
         [--canonical-key] [--options '{"metaqnn": {"learning_rate": 0.1}}']
 
-``--canonical-key`` gives the project's samplers ``dedup_key=NASBench201Space().dedup_key`` (cells
-that compute the same function count as one); ``--options`` passes settings to named samplers.
+The objective returns accuracy as a fraction, as every objective of the package does; this script
+prints the signal and the test accuracy in the table's percent.
+
+``--reward`` sets our samplers' reward (``first``, ``dominance``, ``linear:W1,W2,...``,
+``mnas:TARGET``); without it they use their defaults. ``--canonical-key`` gives the project's
+samplers ``dedup_key=NASBench201Space().dedup_key`` (cells that compute the same function count as
+one); ``--options`` passes settings to named samplers.
 
 Multi-objective mode runs the objective as (accuracy, params, FLOPs) and also reports each
 sampler's hypervolume of (signal accuracy, FLOPs), normalised to [0, 1] by the reference point
-(0 % accuracy, the largest FLOPs of any cell on that dataset).
+(accuracy 0, the largest FLOPs of any cell on that dataset).
 """
 
 from __future__ import annotations
@@ -66,13 +71,13 @@ def run_one(name: str, seed: int, args: argparse.Namespace, judge: dict[str, flo
     for trial in study.trials:
         if trial.state == optuna.trial.TrialState.COMPLETE and trial.values[0] > best:
             best, answer = trial.values[0], trial
-        curve.append(best)
+        curve.append(100.0 * best)  # the objective's fraction, reported in the table's percent
     arch = answer.user_attrs["arch"]
     run = {
         "sampler": name,
         "seed": seed,
         "arch": arch,
-        "signal": best,
+        "signal": 100.0 * best,
         "test_200ep": judge[arch],
         "curve": curve,
         "wall_s": wall,
@@ -86,7 +91,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, judge: dict[str, flo
         run["pareto"] = [list(item) for item in sorted(front, key=lambda item: item[2])]
         reference = (0.0, max(flops for _, flops in _costs(args.dataset).values()))
         volume = hypervolume_of_points(points, reference, ("maximize", "minimize"))
-        run["hypervolume"] = volume / (100.0 * reference[1])
+        run["hypervolume"] = volume / reference[1]  # accuracy is a fraction: the box is 1 x reference
     return run
 
 
@@ -96,7 +101,7 @@ def summarise(runs: list[dict], optimum: float, multi_objective: bool) -> list[s
         by_sampler.setdefault(run["sampler"], []).append(run)
     tpe_time = statistics.mean(r["sampler_s"] for r in by_sampler["tpe"]) if "tpe" in by_sampler else None
     header = (
-        f"{'sampler':<18} {'signal':>7} {'test_200ep mean +- std':>24} {'regret':>8} "
+        f"{'sampler':<18} {'signal %':>8} {'test_200ep % mean +- std':>26} {'regret':>8} "
         f"{'sampler s/run':>14} {'vs TPE':>7}"
     )
     lines = [header + (f" {'hypervolume':>12}" if multi_objective else "")]
@@ -107,7 +112,7 @@ def summarise(runs: list[dict], optimum: float, multi_objective: bool) -> list[s
         ratio = f"{sampler_time / tpe_time:7.2f}" if tpe_time else f"{'-':>7}"
         signal = statistics.mean(r["signal"] for r in group)
         line = (
-            f"{name:<18} {signal:>7.2f} {statistics.mean(tests):>15.2f} +- {std:<5.2f} "
+            f"{name:<18} {signal:>8.2f} {statistics.mean(tests):>17.2f} +- {std:<5.2f} "
             f"{optimum - statistics.mean(tests):>8.2f} {sampler_time:>14.3f} {ratio}"
         )
         if multi_objective:

@@ -27,7 +27,8 @@ if __name__ == "__main__":
     for trial in front:
         accuracy, params, flops = trial.values
         print(
-            f"  {accuracy:6.2f} %  {params / 1e6:5.2f} M params  {flops / 1e6:7.1f} MFLOPs  {trial.user_attrs['arch']}"
+            f"  {100 * accuracy:6.2f} %  {params / 1e6:5.2f} M params  {flops / 1e6:7.1f} MFLOPs  "
+            f"{trial.user_attrs['arch']}"
         )
     reference = [0.0, 2e6, 500e6]
     print(f"hypervolume vs (0 %, 2 M params, 500 MFLOPs): {analysis.hypervolume(study, reference):.4g}")

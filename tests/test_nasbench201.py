@@ -61,7 +61,8 @@ def test_objective_returns_the_signal_and_never_needs_a_test_column(tmp_path):
     study = optuna.create_study(direction=objective.directions[0])
     study.optimize(objective, n_trials=10)
     for trial in study.trials:
-        assert trial.value == expected[trial.user_attrs["arch"]]
+        assert trial.value == expected[trial.user_attrs["arch"]] / 100.0  # a fraction, as every accuracy
+        assert 0.0 <= trial.value <= 1.0
 
 
 def test_multi_objective_returns_params_and_flops(tmp_path):
@@ -70,8 +71,9 @@ def test_multi_objective_returns_params_and_flops(tmp_path):
     study = optuna.create_study(directions=objective.directions)
     study.optimize(objective, n_trials=5)
     for trial in study.trials:
-        _accuracy, params, flops = trial.values
+        accuracy, params, flops = trial.values
         assert (params, flops) == _costs("imagenet16")[trial.user_attrs["arch"]]
+        assert 0.0 <= accuracy <= 1.0
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,9 @@ class NASBench201:
     """Score the NAS-Bench-201 cell a trial asks for by its row in a NAS-Bench-201 table.
 
     The trial takes the same define-by-run decisions as a real search (:class:`NASBench201Space`),
-    and gets back the cell's ``{dataset}_{signal}`` accuracy (%) from ``table`` - by default the
-    12-epoch validation accuracy, the signal the benchmark's protocol allows. No ``test`` column
+    and gets back the cell's ``{dataset}_{signal}`` accuracy from ``table`` - by default the
+    12-epoch validation accuracy, the signal the benchmark's protocol allows - as a fraction in
+    [0, 1], like every accuracy this package returns or logs (the table itself is in percent). No ``test`` column
     is ever read: the objective cannot leak what a search is judged by.
 
     With ``multi_objective=True`` it returns ``(accuracy, params, flops)``. Params and FLOPs
@@ -93,6 +94,7 @@ class NASBench201:
         if accuracy is None:
             trial.set_user_attr("fail_reason", f"{arch} is not in the table {self.table}")
             return tuple([math.nan] * 3) if self.multi_objective else math.nan  # type: ignore[return-value]
+        accuracy /= 100.0  # the table's percent, as the fraction every objective returns
         if not self.multi_objective:
             return accuracy
         params, flops = self.cost(arch)
