@@ -1,3 +1,4 @@
+import argparse
 import json
 import os
 import subprocess
@@ -88,6 +89,11 @@ def test_search_pareto_export_and_qtable(tmp_path, capsys, monkeypatch):
         assert torch.allclose(scripted(batch), model.eval()(batch), atol=1e-5)
         accuracy = (model(data.load("digits").val_x).argmax(1) == data.load("digits").val_y).float().mean()
     assert float(accuracy) == pytest.approx(best.values[0], abs=1e-6)
+    import onnxruntime  # the onnx extra, part of dev
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "export" / "model.onnx"))
+    (logits,) = session.run(None, {"images": batch[:1].numpy()})
+    assert torch.allclose(torch.from_numpy(logits), scripted(batch[:1]), atol=1e-4)
 
     assert main(["qtable", "--storage", url, "--study-name", "s", "--out", str(tmp_path / "q.json")]) == 0
     table = json.loads((tmp_path / "q.json").read_text())
@@ -160,12 +166,48 @@ def test_nasbench201_benchmark_runs_in_seconds(tmp_path, capsys):
     assert all(len(t.values) == 3 for t in study.trials)
 
 
+def test_reward_and_selection_are_saved_and_used_by_every_worker(tmp_path):
+    from optuna_nas.cli._build import make_sampler
+    from optuna_nas.cli._common import read_config
+    from optuna_nas.spaces import NASBench201Space
+
+    url = f"sqlite:///{tmp_path / 'nb.db'}"
+    common = ["--storage", url, "--study-name", "nb", "--no-mlflow", "--no-progress"]
+    options = [
+        "--benchmark",
+        "nasbench201",
+        "--dataset",
+        "cifar10",
+        "--sampler",
+        "evolution",
+        "--reward",
+        "linear:1,0,1e-9",
+    ]
+    assert main(["search", *common, *options, "--selection", "pareto", "--n-trials", "25"]) == 0
+    assert main(["worker", *common, "--n-trials", "5"]) == 0
+    study = optuna.load_study(storage=url, study_name="nb")
+    config = read_config(study)
+    assert (config["reward"], config["selection"]) == ("linear:1,0,1e-9", "pareto")
+    assert len(study.trials) == 30 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    # What search and worker build from the saved settings: the given reward and selection.
+    sampler = make_sampler("evolution", 0, NASBench201Space(), reward=config["reward"], selection=config["selection"])
+    assert repr(sampler.reward_function(study)) == "rewards.linear([1.0, 0.0, 1e-09])"
+    assert sampler.selection(study) == "pareto"
+    default = make_sampler("evolution", 0, NASBench201Space())
+    assert default.selection(study) == "pareto" and repr(default.reward_function(study)).startswith("rewards.dominance")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["search", "--sampler", "bohb"], "--sampler must be one of"),
         (["search", "--sampler", "pnas"], "'pnas' is not available yet"),
         (["search", "--dataset", "imagenet"], "imagenet"),
+        (["search", "--reward", "best"], "--reward must be first, dominance, linear:W1,W2,... or mnas:TARGET"),
+        (["search", "--reward", "linear:1,x"], "--reward 'linear:1,x'"),
+        (["search", "--reward", "mnas:-5"], "target must be a positive cost"),
+        (["search", "--sampler", "tpe", "--reward", "first"], "--reward applies to the project's samplers"),
+        (["search", "--sampler", "metaqnn", "--selection", "pareto"], "--selection applies to --sampler evolution"),
         (["search", "--epochs", "-1"], "epochs must be an integer >= 1, got -1"),
         (["search", "--storage", "nas.txt"], "--storage 'nas.txt' is neither a URL"),
         (["pareto", "--storage", "sqlite:///missing.db", "--study-name", "x"], "no database at"),
@@ -225,3 +267,179 @@ def test_version_is_the_installed_package_version(capsys):
         main(["--version"])
     assert stop.value.code == 0
     assert capsys.readouterr().out.strip() == f"optuna-nas {metadata.version('optuna-nas')}"
+
+
+def _children(mlflow_db, experiment):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+
+
+def test_worker_pareto_and_export_follow_the_places_the_study_saved(tmp_path, monkeypatch, capsys):
+    from mlflow.tracking import MlflowClient
+
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study_args = ["--storage", url, "--study-name", "s"]
+    monkeypatch.chdir(here)
+    relative = ["--mlflow-uri", "sqlite:///mlflow.db", "--artifact-dir", "artifacts", "--data-root", "data"]
+    assert main(["search", *study_args, *relative, *TINY_SEARCH, "--sampler", "random", "--n-trials", "1"]) == 0
+    config = json.loads(optuna.load_study(storage=url, study_name="s").user_attrs["optuna_nas.config"])
+    assert config["mlflow_uri"] == f"sqlite:///{here / 'mlflow.db'}"
+    assert config["artifact_dir"] == str(here / "artifacts")
+    assert config["data_root"] == str(here / "data")
+
+    monkeypatch.chdir(elsewhere)
+    assert main(["worker", *study_args, "--n-trials", "1", "--no-progress"]) == 0
+    assert os.listdir(elsewhere) == []  # no ./mlflow.db, ./mlruns or ./optuna_nas_artifacts here
+    children = _children(here / "mlflow.db", "s")
+    assert set(children) == {"trial-0", "trial-1"}
+    assert {r.info.status for r in children.values()} == {"FINISHED"}
+    client = MlflowClient(tracking_uri=f"sqlite:///{here / 'mlflow.db'}")
+    assert {a.path for a in client.list_artifacts(children["trial-1"].info.run_id)} == {"spec.json", "network.png"}
+    study = optuna.load_study(storage=url, study_name="s")
+    metas = optuna.artifacts.get_all_artifact_meta(study.trials[1], storage=study._storage)
+    assert {m.filename for m in metas} == {"weights.npz", "network.png"}
+    assert all((here / "artifacts" / m.artifact_id).is_file() for m in metas)
+    capsys.readouterr()
+
+    assert main(["pareto", *study_args, "--out-dir", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    assert f"trained weights and network pictures: {here / 'artifacts'}" in out
+    assert f"MLflow runs: sqlite:///{here / 'mlflow.db'}" in out
+    assert main(["export", *study_args, "--trial", "1", "--out", str(tmp_path / "export")]) == 0
+    assert "weights: the trial's trained weights" in capsys.readouterr().out
+    assert os.listdir(elsewhere) == []
+
+    # Given places win: a worker's artifacts go where it is told, and it logs nothing when told so.
+    given = ["--no-mlflow", "--artifact-dir", "mine"]
+    assert main(["worker", *study_args, "--n-trials", "1", "--no-progress", *given]) == 0
+    study = optuna.load_study(storage=url, study_name="s")
+    metas = optuna.artifacts.get_all_artifact_meta(study.trials[2], storage=study._storage)
+    assert all((elsewhere / "mine" / m.artifact_id).is_file() for m in metas) and len(metas) == 2
+    assert set(_children(here / "mlflow.db", "s")) == {"trial-0", "trial-1"}
+    (tmp_path / "empty").mkdir()
+    given = ["--trial", "1", "--out", str(tmp_path / "e"), "--artifact-dir", str(tmp_path / "empty")]
+    assert main(["export", *study_args, *given]) == 2
+    assert f"the artifact folder '{tmp_path / 'empty'}': trial 1's weights" in capsys.readouterr().err
+
+
+def test_a_study_saved_without_its_places_falls_back_to_the_current_folder(tmp_path, monkeypatch):
+    from optuna_nas.cli._common import CONFIG_ATTR
+    from optuna_nas.cli._common import Locations
+    from optuna_nas.cli._common import saved_locations
+
+    monkeypatch.chdir(tmp_path)
+    study = optuna.create_study()
+    assert saved_locations(study) == Locations(mlflow_uri=None, data_root=None, artifact_dir=None, recorded=False)
+    study.set_user_attr(CONFIG_ATTR, json.dumps({"space": "chain", "artifact_dir": "arts", "data_root": None}))
+    places = saved_locations(study)
+    assert places == Locations(
+        "sqlite:///mlflow.db", data_root=None, artifact_dir=str(tmp_path / "arts"), recorded=False
+    )
+    study.set_user_attr(CONFIG_ATTR, json.dumps({"space": "chain", "artifact_dir": None, "mlflow_uri": None}))
+    places = saved_locations(study)
+    assert places.recorded and places.mlflow_uri is None and places.artifact_dir is None
+
+
+def test_a_worker_says_when_the_places_the_study_saved_are_not_usable_here(tmp_path, capsys):
+    from optuna_nas.cli._common import CONFIG_ATTR
+
+    (tmp_path / "a-file").write_text("")
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = optuna.create_study(storage=url, study_name="s")
+    saved = {"space": "chain", "artifact_dir": str(tmp_path / "a-file" / "sub"), "mlflow_uri": None}
+    study.set_user_attr(CONFIG_ATTR, json.dumps(saved))
+    assert main(["worker", "--storage", url, "--study-name", "s", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"the study's artifact folder '{tmp_path / 'a-file' / 'sub'}' cannot be created" in err
+    assert "Pass --artifact-dir, --mlflow-uri or --no-mlflow" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["worker", "--artifact-dir", "{file}"], "--artifact-dir '{file}' is a file, not a folder."),
+        (["worker", "--artifact-dir", "{file}/sub"], "--artifact-dir '{file}/sub' cannot be created"),
+        (["worker", "--data-root", "{file}"], "--data-root '{file}' is a file"),
+        (["worker", "--mlflow-uri", "sqlite:///nowhere/m.db"], "the folder '{cwd}/nowhere' does not exist"),
+        (["worker", "--mlflow-uri", ""], "--mlflow-uri must be an MLflow tracking URI"),
+        (["export", "--trial", "0", "--out", "x", "--artifact-dir", "{file}"], "--artifact-dir '{file}' is a file"),
+        (["export", "--trial", "0", "--out", "x", "--artifact-dir", "none"], "--artifact-dir 'none': no such folder"),
+        (["dashboard", "--artifact-dir", "{file}"], "--artifact-dir '{file}' is a file"),
+        (["search", "--artifact-dir", "{file}", "--no-mlflow"], "--artifact-dir '{file}' is a file"),
+    ],
+)
+def test_given_places_are_checked_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    study = [] if argv[0] == "dashboard" else ["--study-name", "s"]
+    # The storage does not exist: the place given is what is reported, before the study is opened.
+    argv = [a.format(file="a-file") for a in argv] + ["--storage", "sqlite:///missing.db", *study]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == err.splitlines()[0] and message.format(file="a-file", cwd=tmp_path) in err
+    assert sorted(os.listdir(tmp_path)) == ["a-file"]
+
+
+def test_dashboard_serves_the_artifact_folder_the_studies_agree_on(tmp_path, monkeypatch, capsys):
+    import optuna_dashboard
+
+    from optuna_nas.cli._common import CONFIG_ATTR
+
+    served = []
+    monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, **kw: served.append(kw["artifact_store"]))
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+
+    def add_study(name, **places):
+        study = optuna.create_study(storage=url, study_name=name)
+        study.set_user_attr(CONFIG_ATTR, json.dumps({"space": "chain", "mlflow_uri": None, **places}))
+
+    def serve(*extra):
+        assert main(["dashboard", "--storage", url, *extra]) == 0
+        store, err = served.pop(), capsys.readouterr().err
+        assert err.count("\n") <= 1
+        return (None if store is None else str(store._base_path)), err
+
+    optuna.create_study(storage=url, study_name="plain")  # not made by search: no places
+    assert serve() == (
+        None,
+        "optuna-nas: no study records an artifact folder; pass --artifact-dir to serve "
+        "trained weights and network pictures.\n",
+    )
+    (tmp_path / "a").mkdir()
+    add_study("one", artifact_dir=str(tmp_path / "a"))
+    add_study("benchmark", artifact_dir=None)
+    add_study("two", artifact_dir=str(tmp_path / "a"))
+    assert serve() == (str(tmp_path / "a"), "")
+    add_study("three", artifact_dir=str(tmp_path / "b"))
+    store, err = serve()
+    assert store is None and "different folders" in err and "(one, two)" in err and "(three)" in err
+    assert serve("--artifact-dir", "b") == (str(tmp_path / "b"), "")
+    assert (tmp_path / "b").is_dir()
+
+
+def test_every_option_has_help_and_shows_its_default(capsys):
+    from optuna_nas.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == {"search", "worker", "pareto", "export", "qtable", "dashboard"}
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            assert action.help and action.help.strip(), f"{name} {action.option_strings} has no help"
+            if action.default is None and not action.required:
+                assert "default" in action.help, f"{name} {action.option_strings} does not say its default"
+        with pytest.raises(SystemExit) as stop:
+            main([name, "--help"])
+        assert stop.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: optuna-nas {name}")
+        if name != "qtable":
+            assert "(default: " in out

@@ -153,7 +153,9 @@ def export(
     else:
         onnx_path = os.path.join(out_dir, "model.onnx")
         try:
-            torch.onnx.export(model, (batch[:1],), onnx_path, input_names=["images"], output_names=["logits"])
+            torch.onnx.export(
+                model, (batch[:1],), onnx_path, input_names=["images"], output_names=["logits"], verbose=False
+            )
         except Exception as error:  # noqa: BLE001 - the TorchScript export above stands on its own
             result["onnx"] = f"not written: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
         else:

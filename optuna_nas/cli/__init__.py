@@ -6,7 +6,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from optuna_nas.cli._common import DEFAULT_ARTIFACT_DIR
 from optuna_nas.cli._common import CommandError
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default after its help, except switches and defaults the help states in
+    words (those whose value is ``None``, such as "default: the study's").
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+_STORAGE_HELP = "the study's storage: a URL (sqlite:///nas.db, postgresql://...) or a journal file (.log, .journal)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,53 +34,98 @@ def build_parser() -> argparse.ArgumentParser:
     from optuna_nas.cli._search import search
     from optuna_nas.cli._search import worker
 
-    parser = argparse.ArgumentParser(prog="optuna-nas", description="Neural architecture search on Optuna.")
+    parser = argparse.ArgumentParser(
+        prog="optuna-nas", description="Neural architecture search on Optuna.", formatter_class=_HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"optuna-nas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("search", help="run or resume a study")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".", formatter_class=_HelpFormatter
+        )
+
+    p = command("search", "run or resume a study")
     add_search_arguments(p)
     p.set_defaults(run=search)
 
-    p = commands.add_parser("worker", help="join an existing study with one more process")
-    p.add_argument("--storage", required=True)
-    p.add_argument("--study-name", required=True)
-    p.add_argument("--n-trials", type=int, default=20)
-    p.add_argument("--n-jobs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=None, help="default: the study's")
-    p.add_argument("--mlflow-uri", default="sqlite:///mlflow.db")
-    p.add_argument("--no-mlflow", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p = command("worker", "join an existing study with one more process")
+    p.add_argument("--storage", required=True, help=_STORAGE_HELP)
+    p.add_argument("--study-name", required=True, help="the study to join")
+    p.add_argument("--n-trials", type=int, default=20, help="trials this process runs")
+    p.add_argument("--n-jobs", type=int, default=1, help="trials this process runs at once, in threads")
+    p.add_argument("--seed", type=int, default=None, help="the sampler's seed (default: the study's)")
+    p.add_argument(
+        "--mlflow-uri",
+        default=None,
+        help="MLflow tracking URI (default: the study's, or no tracking if its search had none; "
+        "for a study saved without one, sqlite:///mlflow.db in the current folder)",
+    )
+    p.add_argument("--no-mlflow", action="store_true", help="log nothing to MLflow")
+    p.add_argument("--data-root", default=None, help="folder of the torchvision datasets (default: the study's)")
+    p.add_argument(
+        "--artifact-dir",
+        default=None,
+        help="where trained weights and network pictures are kept, '' for nowhere (default: the study's; "
+        "a relative one saved by an older version is taken from the current folder)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="show no progress bar")
     p.set_defaults(run=worker)
 
     def add_study(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--storage", required=True)
-        p.add_argument("--study-name", required=True)
+        p.add_argument("--storage", required=True, help=_STORAGE_HELP)
+        p.add_argument("--study-name", required=True, help="the study to read")
 
-    p = commands.add_parser("pareto", help="the Pareto front, its hypervolume and plots")
+    p = command("pareto", "the Pareto front, its hypervolume and plots")
     add_study(p)
-    p.add_argument("--reference", default=None, help="reference point, one value per objective")
-    p.add_argument("--out-dir", default=None, help="where the plots go (default: pareto-<study>)")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="hypervolume reference point, one comma-separated value per objective (default: 0 for "
+        "maximised objectives, 1.1 x the largest value seen for minimised ones)",
+    )
+    p.add_argument("--out-dir", default=None, help="folder for the plots (default: pareto-<study name>)")
     p.set_defaults(run=pareto)
 
-    p = commands.add_parser("export", help="a trial's spec and network (TorchScript, ONNX)")
+    p = command("export", "a trial's spec and network (TorchScript, ONNX)")
     add_study(p)
-    p.add_argument("--trial", type=int, required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--retrain-epochs", type=int, default=0)
-    p.add_argument("--artifact-dir", default=None, help="default: the study's")
+    p.add_argument("--trial", type=int, required=True, help="number of the trial to export")
+    p.add_argument("--out", required=True, help="folder for spec.json, model.pt and model.onnx")
+    p.add_argument(
+        "--retrain-epochs",
+        type=int,
+        default=0,
+        help="train the network from scratch for this many epochs on the training and validation data "
+        "instead of loading the trial's trained weights (0: load them)",
+    )
+    p.add_argument(
+        "--artifact-dir",
+        default=None,
+        help="folder of the trials' trained weights (default: the study's; a relative one saved by an older "
+        "version is taken from the current folder)",
+    )
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="folder of the torchvision datasets, for --retrain-epochs (default: the study's)",
+    )
     p.set_defaults(run=export)
 
-    p = commands.add_parser("qtable", help="a MetaQNN study's Q-table, rebuilt from storage")
+    p = command("qtable", "a MetaQNN study's Q-table, rebuilt from storage")
     add_study(p)
-    p.add_argument("--out", default=None)
+    p.add_argument("--out", default=None, help="JSON file for the Q-table (default: print it)")
     p.set_defaults(run=qtable)
 
-    p = commands.add_parser("dashboard", help="optuna-dashboard on a storage")
-    p.add_argument("--storage", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--artifact-dir", default="optuna_nas_artifacts")
+    p = command("dashboard", "optuna-dashboard on a storage, with the trials' artifacts")
+    p.add_argument("--storage", required=True, help=_STORAGE_HELP.replace("the study's", "the studies'"))
+    p.add_argument("--host", default="127.0.0.1", help="address the server listens on")
+    p.add_argument("--port", type=int, default=8080, help="port the server listens on")
+    p.add_argument(
+        "--artifact-dir",
+        default=None,
+        help="folder of the artifacts to serve (default: the one the studies' saved settings name, when they "
+        f"agree; ./{DEFAULT_ARTIFACT_DIR} when no study names one)",
+    )
     p.set_defaults(run=dashboard)
     return parser
 
@@ -74,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one line and return 2."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except CommandError as error:
         print(f"optuna-nas: error: {error}", file=sys.stderr)
         return 2

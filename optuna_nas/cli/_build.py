@@ -35,10 +35,10 @@ def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
     from optuna_nas import objectives
 
     if config.get("benchmark") == "nasbench201":
-        objective = objectives.NASBench201(
+        table = objectives.NASBench201(
             config["table"], config["dataset"], multi_objective=not config["single_objective"]
         )
-        return objective, objective.space
+        return table, table.space
     from optuna_nas import data
 
     dataset = data.load(config["dataset"], root=config.get("data_root"))
@@ -61,10 +61,51 @@ def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
     return objective, space
 
 
-def make_sampler(name: str, seed: int, space: spaces.Space) -> optuna.samplers.BaseSampler:
+#: Samplers of Optuna's, which take neither ``--reward`` nor ``--selection``.
+OPTUNA_SAMPLERS = ("random", "tpe", "nsga2")
+
+
+def sampler_options(name: str, *, reward: str | None, selection: str | None) -> dict[str, Any]:
+    """The sampler's ``reward`` and ``selection`` arguments from their command-line form, checked.
+
+    Raises:
+        CommandError: An option does not apply to the sampler, or is malformed.
+    """
+    from optuna_nas.samplers import rewards
+
+    options: dict[str, Any] = {}
+    if reward is not None:
+        if name in OPTUNA_SAMPLERS:
+            raise CommandError(f"--reward applies to the project's samplers, not to Optuna's {name!r}")
+        try:
+            options["reward"] = rewards.from_string(reward)
+        except ValueError as error:
+            raise CommandError(f"--{error}") from None
+    if selection is not None:
+        if name != "evolution":
+            raise CommandError(f"--selection applies to --sampler evolution, not {name!r}")
+        options["selection"] = selection
+    return options
+
+
+def make_sampler(
+    name: str,
+    seed: int,
+    space: spaces.Space,
+    *,
+    reward: str | None = None,
+    selection: str | None = None,
+) -> optuna.samplers.BaseSampler:
+    """The sampler of the saved settings: ``reward`` in :func:`~optuna_nas.samplers.rewards.from_string`
+    form and ``selection`` (evolution) as given on the command line, ``None`` for the sampler's default.
+
+    Raises:
+        CommandError: The sampler is unknown or not built yet, or an option does not apply to it or
+            is malformed.
+    """
     if name in PLANNED_SAMPLERS and name not in available_samplers():
         raise CommandError(f"--sampler {name!r} is not available yet; available: {available_samplers()}")
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = sampler_options(name, reward=reward, selection=selection)
     if name == "metaqnn" and isinstance(space, spaces.ChainSpace):
         options["state"] = space.metaqnn_state
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import os
 from typing import Any
@@ -9,6 +11,17 @@ from typing import Any
 import optuna
 
 CONFIG_ATTR = "optuna_nas.config"
+
+#: Where ``search`` logs to MLflow unless told otherwise, and where a study saved without its
+#: tracking URI is taken to have logged (relative to the current folder).
+DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"
+
+#: Where ``search`` keeps artifacts unless told otherwise; ``dashboard`` serves it when no study
+#: records its artifact folder (studies saved before the folder was recorded).
+DEFAULT_ARTIFACT_DIR = "optuna_nas_artifacts"
+
+# MLflow tracking URIs without "://" that are not local paths.
+_NAMED_MLFLOW_STORES = ("databricks", "databricks-uc", "uc")
 
 
 class CommandError(Exception):
@@ -67,4 +80,139 @@ def read_config(study: optuna.Study) -> dict[str, Any]:
     text = study.user_attrs.get(CONFIG_ATTR)
     if text is None:
         raise CommandError(f"study {study.study_name!r} was not made by 'optuna-nas search': it has no saved settings.")
-    return json.loads(text)
+    config: dict[str, Any] = json.loads(text)
+    return config
+
+
+def absolute_folder(path: str, option: str, *, create: bool = False) -> str:
+    """``path`` made absolute (``~`` expanded), checked to be a folder or not to exist yet.
+
+    Args:
+        path: A folder given on the command line.
+        option: The option it came from, for the error message.
+        create: Create the folder when it is missing.
+
+    Raises:
+        CommandError: ``path`` is a file, or (``create``) the folder cannot be created.
+    """
+    folder = os.path.abspath(os.path.expanduser(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise CommandError(f"{option} {path!r} is a file, not a folder.")
+    if create:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise CommandError(f"{option} {path!r} cannot be created: {error.strerror or error}.") from None
+    return folder
+
+
+def absolute_mlflow_uri(uri: str, option: str = "--mlflow-uri") -> str:
+    """``uri`` with a relative SQLite file or local folder made absolute.
+
+    So a process started in another folder logs to the same store. Other URIs (``http://...``,
+    ``postgresql://...``, ``databricks``) are returned as given.
+
+    Raises:
+        CommandError: ``uri`` is empty, or the folder of its SQLite file does not exist.
+    """
+    if not uri:
+        raise CommandError(f"{option} must be an MLflow tracking URI such as {DEFAULT_MLFLOW_URI}, got ''.")
+    if uri.startswith("sqlite:///"):
+        path, query = uri[len("sqlite:///") :], ""
+        if "?" in path:
+            path, query = path.split("?", 1)
+            query = "?" + query
+        if not path or path == ":memory:":
+            return uri
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.isdir(os.path.dirname(path)):
+            raise CommandError(f"{option} {uri!r}: the folder {os.path.dirname(path)!r} does not exist.")
+        return f"sqlite:///{path}{query}"
+    if ":" not in uri and uri not in _NAMED_MLFLOW_STORES:  # a local folder: MLflow's file store
+        return absolute_folder(uri, option)
+    return uri
+
+
+@dataclasses.dataclass(frozen=True)
+class Locations:
+    """Where a study's search logged to MLflow, read its data and kept its artifacts.
+
+    Attributes:
+        mlflow_uri: The MLflow tracking URI, or ``None`` when tracking was off.
+        data_root: The folder of the torchvision datasets, or ``None`` for the data package's default.
+        artifact_dir: The folder of the trials' artifacts, or ``None`` when none were kept.
+        recorded: Whether the study's settings record these places. When not (a study saved
+            before they were recorded), ``mlflow_uri`` is :data:`DEFAULT_MLFLOW_URI` and relative
+            folders are taken from the current folder, as before.
+    """
+
+    mlflow_uri: str | None
+    data_root: str | None
+    artifact_dir: str | None
+    recorded: bool
+
+
+def saved_locations(study: optuna.Study | optuna.study.StudySummary) -> Locations:
+    """The places the ``search`` command saved with ``study`` (see :class:`Locations`).
+
+    This is the one function that reads paths from a study's settings. A study without saved
+    settings (not made by ``search``) has no MLflow runs or artifacts to find.
+    """
+    text = study.user_attrs.get(CONFIG_ATTR)
+    try:
+        config = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        return Locations(mlflow_uri=None, data_root=None, artifact_dir=None, recorded=False)
+
+    def text_or_none(key: str) -> str | None:
+        value = config.get(key)
+        return value if isinstance(value, str) and value else None
+
+    def folder(key: str) -> str | None:
+        value = text_or_none(key)
+        return None if value is None else os.path.abspath(os.path.expanduser(value))
+
+    recorded = "mlflow_uri" in config
+    return Locations(
+        mlflow_uri=text_or_none("mlflow_uri") if recorded else DEFAULT_MLFLOW_URI,
+        data_root=folder("data_root"),
+        artifact_dir=folder("artifact_dir"),
+        recorded=recorded,
+    )
+
+
+def study_locations(study: optuna.Study, given: dict[str, str | None]) -> Locations:
+    """The study's saved places (:func:`saved_locations`), with those ``given`` in their stead."""
+    saved = saved_locations(study)
+    return Locations(
+        mlflow_uri=given.get("mlflow_uri", saved.mlflow_uri),
+        data_root=given.get("data_root", saved.data_root),
+        artifact_dir=given.get("artifact_dir", saved.artifact_dir),
+        recorded=saved.recorded,
+    )
+
+
+def given_locations(args: argparse.Namespace, *, create_artifact_dir: bool) -> dict[str, str | None]:
+    """The places given on the command line (``--mlflow-uri``, ``--no-mlflow``, ``--data-root``,
+    ``--artifact-dir``), checked and made absolute, as :class:`Locations` fields; they win over
+    the study's. ``--artifact-dir ''`` keeps no artifacts.
+
+    Raises:
+        CommandError: A place given is not usable (see :func:`absolute_folder`,
+            :func:`absolute_mlflow_uri`).
+    """
+    given: dict[str, str | None] = {}
+    if getattr(args, "no_mlflow", False):
+        given["mlflow_uri"] = None
+    elif getattr(args, "mlflow_uri", None) is not None:
+        given["mlflow_uri"] = absolute_mlflow_uri(args.mlflow_uri)
+    if getattr(args, "data_root", None) is not None:
+        given["data_root"] = absolute_folder(args.data_root, "--data-root")
+    artifact_dir = getattr(args, "artifact_dir", None)
+    if artifact_dir is not None:
+        given["artifact_dir"] = (
+            absolute_folder(artifact_dir, "--artifact-dir", create=create_artifact_dir) if artifact_dir else None
+        )
+    return given

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Any
 
 import optuna
 
 from optuna_nas.cli._common import CommandError
+from optuna_nas.cli._common import given_locations
 from optuna_nas.cli._common import load_study
 from optuna_nas.cli._common import read_config
+from optuna_nas.cli._common import saved_locations
+from optuna_nas.cli._common import study_locations
 
 
 def pareto(args: argparse.Namespace) -> int:
@@ -45,34 +49,61 @@ def pareto(args: argparse.Namespace) -> int:
         for x in [n for n in names if n != y][:2]:
             paths = analysis.plot_pareto(study, x=x, y=y, out_dir=out_dir)
             print(f"plot {y} vs {x}: {paths['png']}, {paths['html']}")
+    places = saved_locations(study)
+    if places.artifact_dir is not None and os.path.isdir(places.artifact_dir):
+        print(f"trained weights and network pictures: {places.artifact_dir} (optuna-nas export --trial N)")
+    if places.recorded and places.mlflow_uri is not None:
+        print(f"MLflow runs: {places.mlflow_uri}, experiment {study.study_name!r}")
     return 0
 
 
 def export(args: argparse.Namespace) -> int:
-    """Write a trial's spec and trained network."""
+    """Write a trial's spec and trained network.
+
+    The weights come from the study's artifact folder and retraining reads the study's data root,
+    as its search saved them, unless ``--artifact-dir`` or ``--data-root`` is given.
+    """
     from optuna_nas import analysis
 
+    given = given_locations(args, create_artifact_dir=False)
+    folder = given.get("artifact_dir")
+    if folder is not None and not os.path.isdir(folder) and args.retrain_epochs == 0:
+        raise CommandError(f"--artifact-dir {args.artifact_dir!r}: no such folder.")
     study = load_study(args.storage, args.study_name)
+    places = study_locations(study, given)
     store = None
-    artifact_dir = args.artifact_dir
-    if artifact_dir is None:
-        try:
-            artifact_dir = read_config(study).get("artifact_dir")
-        except CommandError:
-            artifact_dir = None
-    if artifact_dir and os.path.isdir(artifact_dir):
-        store = optuna.artifacts.FileSystemArtifactStore(artifact_dir)
+    if places.artifact_dir is not None and os.path.isdir(places.artifact_dir):
+        store = optuna.artifacts.FileSystemArtifactStore(places.artifact_dir)
     try:
-        result = analysis.export(study, args.trial, args.out, retrain_epochs=args.retrain_epochs, artifact_store=store)
+        dataset = None
+        if args.retrain_epochs > 0 and places.data_root is not None:
+            dataset = _dataset(analysis.find_trial(study, args.trial), places.data_root)
+        result = analysis.export(
+            study, args.trial, args.out, retrain_epochs=args.retrain_epochs, artifact_store=store, dataset=dataset
+        )
     except ValueError as error:
+        message = str(error).replace("trial_number:", "--trial:").replace("retrain_epochs:", "--retrain-epochs:")
         raise CommandError(
-            str(error).replace("trial_number:", "--trial:").replace("retrain_epochs:", "--retrain-epochs:")
+            message.replace("artifact_store:", f"the artifact folder {places.artifact_dir!r}:")
         ) from None
     for kind, path in result["paths"].items():
         print(f"{kind}: {path}")
     print(f"weights: {result['weights']}; TorchScript output matches the network to {result['max_abs_difference']:.2e}")
     print(f"ONNX: {result['onnx']}")
     return 0
+
+
+def _dataset(trial: optuna.trial.FrozenTrial, data_root: str) -> Any:
+    """The trial's dataset read from ``data_root``, or ``None`` to let the export find it (or say why not)."""
+    from optuna_nas import data
+
+    name = trial.user_attrs.get("dataset")
+    if name not in data.available_datasets():
+        return None
+    try:
+        return data.load(name, root=data_root)
+    except OSError as error:
+        raise CommandError(f"{str(error).splitlines()[0]} (--data-root names another folder)") from None
 
 
 def qtable(args: argparse.Namespace) -> int:

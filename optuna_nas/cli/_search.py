@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import warnings
 from typing import Any
 
@@ -11,51 +12,104 @@ import optuna
 
 from optuna_nas.cli._build import make_objective
 from optuna_nas.cli._build import make_sampler
+from optuna_nas.cli._build import sampler_options
 from optuna_nas.cli._common import CONFIG_ATTR
+from optuna_nas.cli._common import DEFAULT_ARTIFACT_DIR
+from optuna_nas.cli._common import DEFAULT_MLFLOW_URI
 from optuna_nas.cli._common import CommandError
+from optuna_nas.cli._common import absolute_folder
+from optuna_nas.cli._common import absolute_mlflow_uri
+from optuna_nas.cli._common import given_locations
 from optuna_nas.cli._common import load_study
 from optuna_nas.cli._common import open_storage
 from optuna_nas.cli._common import read_config
+from optuna_nas.cli._common import study_locations
 from optuna_nas.objectives import DEFAULT_TABLE
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", choices=("chain", "cell", "nb201"), default="chain")
-    parser.add_argument("--sampler", default="metaqnn", help="random, tpe, nsga2, metaqnn, evolution")
+    parser.add_argument(
+        "--space",
+        choices=("chain", "cell", "nb201"),
+        default="chain",
+        help="search space: layer-by-layer CNNs (MetaQNN), PNAS cells, or the NAS-Bench-201 cell",
+    )
+    parser.add_argument("--sampler", default="metaqnn", help="the controller: random, tpe, nsga2, metaqnn, evolution")
+    parser.add_argument(
+        "--reward",
+        default=None,
+        help="what our samplers learn from: first (the first objective), dominance (a Pareto-rank reward), "
+        "linear:W1,W2,... (weights per objective), mnas:TARGET (MnasNet's soft FLOPs target) "
+        "(default: dominance with several objectives; evolution then selects along the Pareto front)",
+    )
+    parser.add_argument(
+        "--selection",
+        choices=("reward", "pareto"),
+        default=None,
+        help="how evolution picks parents (default: pareto with several objectives and no --reward, else reward)",
+    )
     parser.add_argument(
         "--dataset",
         default="mnist5k",
-        help="mnist5k, digits, mnist, fashion_mnist, cifar10; with --benchmark: cifar10, cifar100, imagenet16",
+        help="the images: mnist5k, digits, mnist, fashion_mnist, cifar10; with --benchmark: cifar10, cifar100, "
+        "imagenet16",
     )
     parser.add_argument(
         "--benchmark",
         choices=("nasbench201",),
         default=None,
-        help="score cells from the NAS-Bench-201 table instead of training",
+        help="score cells from the NAS-Bench-201 table instead of training (default: train each network)",
     )
-    parser.add_argument("--table", default=DEFAULT_TABLE, help="NAS-Bench-201 table (with --benchmark)")
-    parser.add_argument("--data-root", default=None, help="folder of torchvision datasets")
-    parser.add_argument("--n-trials", type=int, default=20)
-    parser.add_argument("--n-jobs", type=int, default=1)
-    parser.add_argument("--storage", default="sqlite:///optuna_nas.db")
-    parser.add_argument("--study-name", default="optuna-nas")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--max-layers", type=int, default=6, help="chain space")
-    parser.add_argument("--filters", default="16,32,64", help="chain space, comma-separated")
-    parser.add_argument("--max-blocks", type=int, default=3, help="cell space")
-    parser.add_argument("--channels", type=int, default=8, help="cell space")
-    parser.add_argument("--single-objective", action="store_true", help="accuracy only (pruners work)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mlflow-uri", default="sqlite:///mlflow.db")
-    parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument(
+        "--table",
+        default=None,
+        help="CSV file of the NAS-Bench-201 table, with --benchmark (default: the one shipped with the package)",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder of the torchvision datasets (mnist, fashion_mnist, cifar10; default: ~/.cache/optuna_nas/data)",
+    )
+    parser.add_argument("--n-trials", type=int, default=20, help="trials this process runs")
+    parser.add_argument("--n-jobs", type=int, default=1, help="trials this process runs at once, in threads")
+    parser.add_argument(
+        "--storage",
+        default="sqlite:///optuna_nas.db",
+        help="where the study is kept: a URL (sqlite:///nas.db, postgresql://...) or a journal file (.log, .journal)",
+    )
+    parser.add_argument("--study-name", default="optuna-nas", help="the study; an existing one is resumed")
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs per network")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per training step")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument("--max-layers", type=int, default=6, help="most layers in a chain, with --space chain")
+    parser.add_argument(
+        "--filters", default="16,32,64", help="conv filter counts to choose from, comma-separated, with --space chain"
+    )
+    parser.add_argument("--max-blocks", type=int, default=3, help="most blocks in a cell, with --space cell")
+    parser.add_argument(
+        "--channels",
+        type=int,
+        default=8,
+        help="channels of the first stage, doubled at each reduction, with --space cell",
+    )
+    parser.add_argument(
+        "--single-objective",
+        action="store_true",
+        help="optimise accuracy only, not also params and FLOPs (pruners work)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and of each network's training")
+    parser.add_argument(
+        "--mlflow-uri",
+        default=DEFAULT_MLFLOW_URI,
+        help="MLflow tracking URI; a relative SQLite file or folder is saved absolute, for workers elsewhere",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="log nothing to MLflow")
     parser.add_argument(
         "--artifact-dir",
-        default="optuna_nas_artifacts",
-        help="where trained weights and network pictures are kept ('' to keep none)",
+        default=DEFAULT_ARTIFACT_DIR,
+        help="folder where trained weights and network pictures are kept ('' to keep none)",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="show no progress bar")
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,13 +122,18 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     if args.n_jobs < 1:
         raise CommandError(f"--n-jobs must be >= 1, got {args.n_jobs}")
     space = "nb201" if args.benchmark else args.space
+    sampler_options(args.sampler, reward=args.reward, selection=args.selection)  # checked before any work
+    # Places are saved absolute, so a worker started in another folder finds the same ones.
+    artifact_dir = None if args.benchmark or not args.artifact_dir else args.artifact_dir
     return {
         "space": space,
         "sampler": args.sampler,
+        "reward": args.reward,
+        "selection": args.selection,
         "dataset": args.dataset,
         "benchmark": args.benchmark,
-        "table": args.table,
-        "data_root": args.data_root,
+        "table": os.path.abspath(args.table) if args.table else DEFAULT_TABLE,
+        "data_root": None if args.data_root is None else absolute_folder(args.data_root, "--data-root"),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
@@ -84,18 +143,19 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "channels": args.channels,
         "single_objective": args.single_objective,
         "seed": args.seed,
-        "artifact_dir": None if args.benchmark else (args.artifact_dir or None),
+        "artifact_dir": None if artifact_dir is None else absolute_folder(artifact_dir, "--artifact-dir", create=True),
+        "mlflow_uri": None if args.no_mlflow else absolute_mlflow_uri(args.mlflow_uri),
     }
 
 
 def search(args: argparse.Namespace) -> int:
     """Run or resume a study."""
     config = _config(args)
-    try:
-        objective, space = make_objective(config)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
-    sampler = make_sampler(config["sampler"], config["seed"], space)
+    args.mlflow_uri, args.no_mlflow = config["mlflow_uri"], config["mlflow_uri"] is None
+    objective, space = _make_objective(config)
+    sampler = make_sampler(
+        config["sampler"], config["seed"], space, reward=config.get("reward"), selection=config.get("selection")
+    )
     storage = open_storage(args.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -119,15 +179,39 @@ def search(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    """Join an existing study with the settings it was made with."""
+    """Join an existing study with the settings it was made with.
+
+    The MLflow tracking URI, data root and artifact folder are the study's, as its search saved
+    them, unless given; what is given is checked before the study is opened.
+    """
+    given = given_locations(args, create_artifact_dir=True)
     study = load_study(args.storage, args.study_name)
     config = read_config(study)
     if args.seed is not None:
         config["seed"] = args.seed
-    objective, space = make_objective(config)
-    sampler = make_sampler(config["sampler"], config["seed"], space)
+    places = study_locations(study, given)
+    try:
+        if places.artifact_dir is not None and "artifact_dir" not in given:
+            absolute_folder(places.artifact_dir, "the study's artifact folder", create=True)
+        if places.mlflow_uri is not None and "mlflow_uri" not in given:
+            absolute_mlflow_uri(places.mlflow_uri, "the study's MLflow URI")
+    except CommandError as error:
+        raise CommandError(f"{error} Pass --artifact-dir, --mlflow-uri or --no-mlflow to use other places.") from None
+    config.update(data_root=places.data_root, artifact_dir=places.artifact_dir)
+    args.mlflow_uri, args.no_mlflow = places.mlflow_uri, places.mlflow_uri is None
+    objective, space = _make_objective(config)
+    sampler = make_sampler(
+        config["sampler"], config["seed"], space, reward=config.get("reward"), selection=config.get("selection")
+    )
     study.sampler = sampler
     return _run(study, objective, args)
+
+
+def _make_objective(config: dict[str, Any]) -> tuple[Any, Any]:
+    try:
+        return make_objective(config)
+    except (ValueError, OSError) as error:  # bad settings, missing data or table
+        raise CommandError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
 
 
 def _run(study: optuna.Study, objective: Any, args: argparse.Namespace) -> int:
@@ -135,24 +219,21 @@ def _run(study: optuna.Study, objective: Any, args: argparse.Namespace) -> int:
     from optuna_nas.tracking import MLflowTracker
 
     callbacks = []
+    # A training objective tells how each trial's training goes; the tabular benchmark has no such list.
+    training_callbacks = getattr(objective, "progress_callbacks", [])
     tracker = None
     if not getattr(args, "no_mlflow", False):
         tracker = MLflowTracker(tracking_uri=args.mlflow_uri)
         tracker.parent_run_id(study)
         callbacks.append(tracker)
+        training_callbacks.append(tracker.log_progress)
     progress = None
     if not args.no_progress:
-        from tqdm import tqdm
+        from optuna_nas.cli._progress import SearchProgress
 
-        progress = tqdm(total=args.n_trials, desc=study.study_name, unit="trial")
-
-        def show(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-            best = max((t.values[0] for t in complete), default=float("nan"))
-            progress.set_postfix(best_accuracy=f"{best:.4f}", pareto=len(pareto_front(study)), refresh=False)
-            progress.update(1)
-
-        callbacks.append(show)
+        progress = SearchProgress(study, args.n_trials)
+        callbacks.append(progress.trial_finished)
+        training_callbacks.append(progress.training)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         # A trial that raises ends only itself: Optuna records it as failed, with the error.

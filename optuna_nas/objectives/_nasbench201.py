@@ -6,19 +6,21 @@ import csv
 import functools
 import math
 import os
+import typing
 from importlib import resources
 
 import optuna
 
 from optuna_nas._validation import check_one_of
 from optuna_nas.spaces import NASBench201Space
+from optuna_nas.spaces import NASBench201Spec
 
 #: The benchmark's network for each dataset (column prefix in the table): input shape, classes.
 NB201_NETWORKS = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100), "imagenet16": ((3, 16, 16), 120)}
 NB201_DATASETS = tuple(NB201_NETWORKS)
 COSTS_FILE = "nasbench201_costs.csv"
 #: The NAS-Bench-201 table shipped with the package.
-DEFAULT_TABLE = str(resources.files("optuna_nas.objectives").joinpath("data", "nasbench201.csv"))
+DEFAULT_TABLE = str(resources.files("optuna_nas.objectives").joinpath("data").joinpath("nasbench201.csv"))
 
 
 class NASBench201:
@@ -82,7 +84,7 @@ class NASBench201:
         return _costs(self.dataset)[arch]
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float, float]:
-        spec = self.space.suggest(trial)
+        spec = typing.cast(NASBench201Spec, self.space.suggest(trial))  # the NAS-Bench-201 space's spec
         arch = spec.arch_str
         trial.set_user_attr("arch", arch)
         trial.set_user_attr("spec_hash", spec.spec_hash)
@@ -122,6 +124,6 @@ def read_column(table: str, column: str) -> dict[str, float]:
 @functools.cache
 def _costs(dataset: str) -> dict[str, tuple[int, int]]:
     """``{arch: (params, flops)}`` for every cell, from the file shipped with the package."""
-    text = resources.files("optuna_nas.objectives").joinpath("data", COSTS_FILE).read_text()
+    text = resources.files("optuna_nas.objectives").joinpath("data").joinpath(COSTS_FILE).read_text()
     rows = csv.DictReader(text.splitlines())
     return {row["arch"]: (int(row[f"{dataset}_params"]), 2 * int(row[f"{dataset}_macs"])) for row in rows}

@@ -140,8 +140,12 @@ class ChainSpace(Space):
         ValueError: An argument is out of range; the message names it and shows the value.
 
     Example:
+        >>> import optuna
         >>> space = ChainSpace(max_layers=4, filters=(8, 16))
-        >>> spec = space.spec_from_params({"layer_0/type": "stop"})  # doctest: +SKIP
+        >>> trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+        >>> spec = space.suggest(trial)  # the decisions, taken through the trial
+        >>> len(spec.layers) <= 4 and spec == space.spec_from_params(trial.params)
+        True
     """
 
     name = "chain"
