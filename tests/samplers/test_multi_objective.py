@@ -192,3 +192,52 @@ def test_rewards_from_their_command_line_form(text, expected):
 def test_a_bad_reward_string_is_an_error_naming_it(text):
     with pytest.raises(ValueError, match="reward"):
         rewards.from_string(text)
+
+
+def _area_2d(points, reference):
+    """Dominated area of minimised 2-D points up to ``reference``, by hand."""
+    area, best_y = 0.0, reference[1]
+    for x, y in sorted(points):
+        if y < best_y:
+            area += (reference[0] - x) * (best_y - y)
+            best_y = y
+    return area
+
+
+def test_hypervolume_contributions_match_a_hand_computation():
+    from optuna_nas.samplers._evolution import _hypervolume_contributions
+
+    rnd = random.Random(1)
+    for _ in range(20):
+        xs = sorted(rnd.sample(range(100), 6))
+        ys = sorted(rnd.sample(range(100), 6), reverse=True)
+        losses = np.array([[x, y] for x, y in zip(xs, ys, strict=True)] + [[99.0, 99.0]], dtype=float)
+        front = list(range(6))  # the last row is dominated: it only sets the scale
+        low, high = losses.min(axis=0), losses.max(axis=0)
+        scaled = [tuple((losses[i] - low) / (high - low)) for i in front]
+        whole = _area_2d(scaled, (1.1, 1.1))
+        expected = [whole - _area_2d(scaled[:i] + scaled[i + 1 :], (1.1, 1.1)) for i in front]
+        assert _hypervolume_contributions(losses, front) == pytest.approx(expected)
+
+
+def test_pareto_selection_picks_the_most_accurate_or_the_largest_contribution():
+    """Contenders (accuracy up, cost down): the front's widest gap is next to the cheap end, so the
+    non-accuracy tournaments go to the cheapest member."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    sampler = AgingEvolutionSampler(seed=0)
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    values = [(0.95, 100.0), (0.94, 90.0), (0.93, 85.0), (0.5, 1.0), (0.2, 50.0)]
+    contenders = [
+        to_episode(
+            optuna.create_trial(params={"x": 0.5}, distributions=dist, values=list(v)),
+            study.directions,
+            rewards.first_objective,
+            "last_value",
+        )
+        for v in values
+    ]
+    picked = [sampler._select(study, contenders, np.random.default_rng(seed)).values for seed in range(200)]
+    counts = {v: picked.count(v) for v in values}
+    assert counts[(0.2, 50.0)] == 0  # dominated
+    assert counts[(0.95, 100.0)] + counts[(0.5, 1.0)] == 200
+    assert 70 < counts[(0.5, 1.0)] < 130
