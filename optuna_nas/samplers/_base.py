@@ -165,6 +165,10 @@ class NASSampler(BaseSampler, abc.ABC):
         self._seed = check_seed(seed)
         if reward is not None and not callable(reward):
             raise ValueError(f"reward must be a function (values, directions) -> float, got {reward!r}.")
+        makers: tuple[object, ...] = (rewards.dominance, rewards.linear, rewards.mnas, rewards.from_string)
+        if any(reward is maker for maker in makers):
+            name = getattr(reward, "__name__", "")
+            raise ValueError(f"reward: rewards.{name} makes a reward; call it, e.g. rewards.{name}(...).")
         self._reward = reward
         if pruned not in PRUNED_POLICIES:
             raise ValueError(f"pruned must be one of {list(PRUNED_POLICIES)}, got {pruned!r}.")
@@ -262,7 +266,8 @@ class NASSampler(BaseSampler, abc.ABC):
     def multi_objective_reward(self) -> rewards.RewardFunction:
         """The reward of studies with several objectives when none is given: by default
         :func:`~optuna_nas.samplers.rewards.dominance`, the share of the earlier trials that do not
-        dominate the trial. Override it to change a sampler's default.
+        dominate the trial averaged with its rank in the first objective. Override it to change a
+        sampler's default.
         """
         return rewards.dominance()
 
@@ -391,7 +396,7 @@ class NASSampler(BaseSampler, abc.ABC):
         directions: list[StudyDirection] = list(study.directions)
         reward_fn = self.reward_function(study)
         relative = reward_fn if isinstance(reward_fn, rewards.RelativeReward) else None
-        return lambda: RewardLedger(self._pruned, relative, directions)
+        return lambda: RewardLedger(self._pruned, relative=relative, directions=directions)
 
     def _study_replay(self, study: optuna.Study) -> StudyReplay:
         with self._lock:

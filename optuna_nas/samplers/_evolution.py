@@ -32,14 +32,14 @@ class AgingEvolutionSampler(NASSampler):
     given) the one best in the first objective (accuracy, in this package's objectives) with
     probability ``primary_share``, else, among the members no other drawn member dominates by the
     study's objective values, the one that adds the most hypervolume to the others (objectives
-    scaled to the drawn members' range; SMS-EMOA's criterion, Beume et al. 2007). So the most
-    accurate networks get children, and so do the parts of the front with the widest gaps, often
-    its cheap end. A feasible member always beats one that
-    violates its constraints. The
-    child is planned before its first decision: it inherits every decision of the parent but one,
-    which takes another value; decisions and values are tried in random order and the first child
-    that was neither evaluated nor is pending in another worker wins. Decisions the parent lacks (a
-    conditional space took another branch) are drawn at random.
+    scaled to the range of the feasible drawn members; SMS-EMOA's criterion, Beume et al. 2007; each
+    member counts once however often it was drawn, and members without finite values, such as pruned
+    ones, take no part). So the most accurate networks get children, and so do the parts of the
+    front with the widest gaps, often its cheap end. A feasible member always beats one that
+    violates its constraints. The child is planned before its first decision: it inherits every
+    decision of the parent but one, which takes another value; decisions and values are tried in
+    random order and the first child that was neither evaluated nor is pending in another worker
+    wins. Decisions the parent lacks (a conditional space took another branch) are drawn at random.
 
     The parent and the mutated decision are recorded in the trial's system attrs
     (``AgingEvolutionSampler:parent``, ``AgingEvolutionSampler:mutation``), except for enqueued
@@ -167,21 +167,34 @@ class AgingEvolutionSampler(NASSampler):
         feasible = [c for c in contenders if c.feasible]
         if not feasible:
             return min(contenders, key=lambda c: c.violation)  # first drawn wins ties
-        if self.selection(study) == "reward" or any(c.values is None for c in feasible):
-            # Members of the population always have a reward (learn keeps no other).
-            return max(feasible, key=lambda c: -math.inf if c.reward is None else c.reward)
+        by_reward = max(feasible, key=lambda c: -math.inf if c.reward is None else c.reward)
+        if self.selection(study) == "reward":
+            return by_reward
+        # Pareto selection looks at each drawn member once (the draw is with replacement, and a
+        # copy would halve a member's hypervolume contribution), among those with finite values (a
+        # pruned member has none; an infinite cost has no place on a front).
+        distinct: dict[tuple[float, ...], Episode] = {}
+        for contender in feasible:
+            values = contender.values
+            if values is not None and all(math.isfinite(v) for v in values):
+                distinct.setdefault(tuple(values), contender)
+        members = list(distinct.values())
+        if not members:
+            return by_reward
         signs = np.array([1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions])
-        losses = np.array([np.asarray(c.values) * signs for c in feasible])
+        losses = np.array([np.asarray(m.values) * signs for m in members])
         front = [
             i
-            for i in range(len(feasible))
-            if not any(np.all(losses[j] <= losses[i]) and np.any(losses[j] < losses[i]) for j in range(len(feasible)))
+            for i in range(len(members))
+            if not any(np.all(losses[j] <= losses[i]) and np.any(losses[j] < losses[i]) for j in range(len(members)))
         ]
-        if rng.random() < self._primary_share or losses.shape[1] == 1:
-            return feasible[int(np.argmin(losses[:, 0]))]  # first drawn wins ties
+        primary = rng.random() < self._primary_share
+        if primary or len(front) == 1 or losses.shape[1] == 1:
+            # The best in the first objective; ties go to the one no other front member dominates.
+            return members[min(front, key=lambda i: tuple(losses[i]))]
         contributions = _hypervolume_contributions(losses, front)
         best = np.flatnonzero(contributions >= contributions.max())
-        return feasible[front[int(rng.choice(best))]]
+        return members[front[int(rng.choice(best))]]
 
     def propose(self, decision: Decision) -> int:
         plan = decision.plan

@@ -149,23 +149,31 @@ class RewardLedger:
     """
 
     pruned: str
-    relative: RelativeReward | None = None
-    directions: Sequence[optuna.study.StudyDirection] = ()
     lowest: float = math.inf
     highest: float = -math.inf
-    _earlier: np.ndarray | None = dataclasses.field(default=None, repr=False)
-    _n_earlier: int = 0
+    relative: RelativeReward | None = dataclasses.field(default=None, kw_only=True)
+    directions: Sequence[optuna.study.StudyDirection] = dataclasses.field(default=(), kw_only=True)
+    _earlier: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False, kw_only=True)
+    _n_earlier: int = dataclasses.field(default=0, compare=False, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.pruned not in PRUNED_POLICIES:
+            raise ValueError(f"pruned must be one of {list(PRUNED_POLICIES)}, got {self.pruned!r}.")
+        if self.relative is not None and not self.directions:
+            raise ValueError(f"directions: a relative reward needs the study's directions, got {self.directions!r}.")
 
     def settle(self, episode: Episode) -> Episode:
         """The episode with its final reward; updates the ledger."""
         reward = episode.reward
-        if self.relative is not None and reward is not None and episode.values is not None:
+        counts = episode.state != TrialState.FAIL and episode.duplicate_of is None
+        if self.relative is not None and counts and reward is not None and episode.values is not None:
             earlier = self._earlier[: self._n_earlier] if self._earlier is not None else np.empty((0, 0))
             reward = float(self.relative.relative_to(episode.values, self.directions, earlier))
             reward = reward if math.isfinite(reward) else None
-            if reward is not None and episode.feasible and episode.state == TrialState.COMPLETE:
+            finite = all(math.isfinite(v) for v in episode.values)
+            if reward is not None and finite and episode.feasible and episode.state == TrialState.COMPLETE:
                 self._remember(episode.values)
-        if episode.state == TrialState.FAIL or episode.duplicate_of is not None:
+        if not counts:
             reward = None
         elif episode.state == TrialState.PRUNED:
             if self.pruned == "skip":
@@ -208,5 +216,5 @@ def episodes(
 ) -> list[Episode]:
     """Turn finished trials (in number order) into episodes with settled rewards, from scratch."""
     relative = reward_fn if isinstance(reward_fn, RelativeReward) else None
-    ledger = RewardLedger(pruned, relative, directions)
+    ledger = RewardLedger(pruned, relative=relative, directions=directions)
     return [ledger.settle(to_episode(t, directions, reward_fn, pruned)) for t in trials]

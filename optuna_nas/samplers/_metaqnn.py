@@ -86,9 +86,10 @@ class MetaQNNSampler(NASSampler):
             often it was tried.
         state: ``state(decision_name, params_so_far) -> hashable``; see above.
         seed, reward, pruned, float_bins, avoid_duplicates, dedup_key: As in
-            :class:`~optuna_nas.samplers.NASSampler`: rewards
-            for several objectives come from ``reward`` (default: the first objective signed by its
-            direction); a pruned trial's reward follows ``pruned`` (default: its last reported value,
+            :class:`~optuna_nas.samplers.NASSampler`: rewards for several objectives come from
+            ``reward`` (default: :func:`~optuna_nas.samplers.rewards.dominance`, a Pareto-rank
+            reward averaged with the first objective's rank; ``rewards.first_objective`` steers on
+            the first objective alone); a pruned trial's reward follows ``pruned`` (default: its last reported value,
             else the worst reward so far).
 
     Example:

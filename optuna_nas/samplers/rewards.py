@@ -209,11 +209,11 @@ def from_string(text: str) -> RewardFunction:
     Raises:
         ValueError: ``text`` is none of these forms, or its numbers are out of range.
     """
-    name, _, argument = str(text).partition(":")
+    name, colon, argument = str(text).partition(":")
     try:
-        if name == "first" and not argument:
+        if name == "first" and not colon:
             return first_objective
-        if name == "dominance" and not argument:
+        if name == "dominance" and not colon:
             return dominance()
         if name == "linear" and argument:
             return linear([float(w) for w in argument.split(",")])
