@@ -186,7 +186,9 @@ def test_rewards_from_their_command_line_form(text, expected):
     assert expected in (getattr(reward, "__name__", "") or repr(reward)) or repr(reward).startswith(expected)
 
 
-@pytest.mark.parametrize("text", ["", "best", "linear", "linear:a,b", "linear:-1,1", "mnas:0", "mnas:x", "first:1", "first:", "dominance:"])
+@pytest.mark.parametrize(
+    "text", ["", "best", "linear", "linear:a,b", "linear:-1,1", "mnas:0", "mnas:x", "first:1", "first:", "dominance:"]
+)
 def test_a_bad_reward_string_is_an_error_naming_it(text):
     with pytest.raises(ValueError, match="reward"):
         rewards.from_string(text)
