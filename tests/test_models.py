@@ -78,3 +78,32 @@ def test_build_model_rejects_bad_shapes_and_specs():
         models.build_model(spec, input_shape=(1, 28, 28), num_classes=0)
     with pytest.raises(ValueError, match="no builder"):
         models.build_model(object(), input_shape=(1, 28, 28), num_classes=10)
+
+
+@pytest.mark.parametrize("input_size", [5, 8, 11, 28])
+def test_chain_sizes_of_the_space_are_the_sizes_of_the_network(input_size):
+    """Even kernels included: the space's legality rules follow the sizes the built network has."""
+    import optuna
+
+    space = spaces.ChainSpace(max_layers=5, input_size=input_size, kernel_sizes=(1, 2, 3, 4), strides=(1, 2))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=input_size))
+    for _ in range(30):
+        spec = space.suggest(study.ask())
+        model = models.build_model(spec, input_shape=(1, input_size, input_size), num_classes=3)
+        x = torch.zeros(2, 1, input_size, input_size)
+        measured = []
+        for module in model.children() if not isinstance(model, torch.nn.Sequential) else model:
+            x = module(x)
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
+                measured.append(x.shape[-1])
+        expected, size = [], input_size
+        for layer in spec.layers:
+            if layer.type == "fc":
+                break
+            size = (
+                spaces.conv_output_size(size, kernel=layer.kernel, stride=layer.stride)
+                if layer.type == "conv"
+                else (spaces.pool_output_size(size))
+            )
+            expected.append(size)
+        assert measured == expected, spec

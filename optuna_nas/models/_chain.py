@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from torch import nn
 
 from optuna_nas.models._registry import register_builder
 from optuna_nas.spaces import ChainSpec
-
-
-def _pooled_size(size: int) -> int:
-    return math.ceil((size - min(2, size)) / 2) + 1
+from optuna_nas.spaces import conv_output_size
+from optuna_nas.spaces import pool_output_size
 
 
 @register_builder(ChainSpec)
@@ -29,15 +25,15 @@ def build_chain(spec: ChainSpec, input_shape: tuple[int, int, int], num_classes:
                 nn.BatchNorm2d(filters),
                 nn.ReLU(inplace=True),
             ]
-            size_h = (size_h + 2 * pad - kernel) // stride + 1
-            size_w = (size_w + 2 * pad - kernel) // stride + 1
+            size_h = conv_output_size(size_h, kernel=kernel, stride=stride)
+            size_w = conv_output_size(size_w, kernel=kernel, stride=stride)
             channels = filters
         elif layer.type in ("max_pool", "avg_pool"):
             # A 2x2 window, narrowed on a side that is already down to one pixel.
             window = (min(2, size_h), min(2, size_w))
             pool_type = nn.MaxPool2d if layer.type == "max_pool" else nn.AvgPool2d
             layers.append(pool_type(window, stride=2, ceil_mode=True))
-            size_h, size_w = _pooled_size(size_h), _pooled_size(size_w)
+            size_h, size_w = pool_output_size(size_h), pool_output_size(size_w)
         else:
             assert layer.units is not None  # ChainLayer checks an fc layer has units
             if features is None:

@@ -32,13 +32,26 @@ def representation_bucket(size: int) -> str:
     return "small"
 
 
+def conv_output_size(size: int, *, kernel: int, stride: int) -> int:
+    """Spatial size after a conv with padding ``kernel // 2`` ('same' for odd kernels; an even
+    kernel grows the map by one before the stride). The one place this is computed: the space's
+    legality rules and the network builder both call it.
+    """
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def pool_output_size(size: int) -> int:
+    """Spatial size after a 2x2, stride-2 pool that rounds up (a one-pixel side stays one pixel)."""
+    return math.ceil((size - min(2, size)) / 2) + 1
+
+
 def output_size(layer: ChainLayer, size: int) -> int:
-    """Spatial size after ``layer`` ('same' padding; pools halve, rounding up)."""
+    """Spatial size after ``layer`` (see :func:`conv_output_size`, :func:`pool_output_size`)."""
     if layer.type == CONV:
-        assert layer.stride is not None  # ChainLayer checks a conv has a stride
-        return math.ceil(size / layer.stride)
+        assert layer.kernel is not None and layer.stride is not None  # ChainLayer checks a conv has them
+        return conv_output_size(size, kernel=layer.kernel, stride=layer.stride)
     if layer.type in POOL_TYPES:
-        return math.ceil(size / 2)
+        return pool_output_size(size)
     return 1
 
 
