@@ -63,7 +63,11 @@ def test_search_pareto_export_and_qtable(tmp_path, capsys, monkeypatch):
         )
         == 0
     )
-    scripted = torch.jit.load(str(tmp_path / "export" / "model.pt"))
+    out = capsys.readouterr().out
+    size = os.path.getsize(tmp_path / "export" / "model.pt2")
+    assert f"{tmp_path / 'export' / 'model.pt2'}: {size:,} bytes, outputs within " in out
+    assert "weights: the trial's trained weights; " in out and "takes batches of any size" in out
+    exported = torch.export.load(str(tmp_path / "export" / "model.pt2")).module()
     spec = json.loads((tmp_path / "export" / "spec.json").read_text())
     assert spec["spec_hash"] == best.user_attrs["spec_hash"]
 
@@ -86,14 +90,19 @@ def test_search_pareto_export_and_qtable(tmp_path, capsys, monkeypatch):
         model.load_state_dict({k: torch.from_numpy(arrays[k]) for k in arrays.files})
     batch = data.load("digits").val_x[:32]
     with torch.no_grad():
-        assert torch.allclose(scripted(batch), model.eval()(batch), atol=1e-5)
+        assert torch.allclose(exported(batch), model.eval()(batch), atol=1e-5)
         accuracy = (model(data.load("digits").val_x).argmax(1) == data.load("digits").val_y).float().mean()
     assert float(accuracy) == pytest.approx(best.values[0], abs=1e-6)
     import onnxruntime  # the onnx extra, part of dev
 
-    session = onnxruntime.InferenceSession(str(tmp_path / "export" / "model.onnx"))
-    (logits,) = session.run(None, {"images": batch[:1].numpy()})
-    assert torch.allclose(torch.from_numpy(logits), scripted(batch[:1]), atol=1e-4)
+    export_args = ["export", "--storage", url, "--study-name", "s", "--trial", str(best.number)]
+    assert main([*export_args, "--out", str(tmp_path / "onnx"), "--format", "onnx"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{tmp_path / 'onnx' / name}: " in out for name in ("model.onnx", "model.onnx.data"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "model.onnx"))
+    (logits,) = session.run(None, {"images": batch.numpy()})
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(logits), model(batch), atol=1e-4)
 
     assert main(["qtable", "--storage", url, "--study-name", "s", "--out", str(tmp_path / "q.json")]) == 0
     table = json.loads((tmp_path / "q.json").read_text())
@@ -118,12 +127,15 @@ def test_export_can_retrain_from_scratch(tmp_path, capsys):
                 str(tmp_path / "none"),
                 "--out",
                 str(tmp_path / "r"),
+                "--format",
+                "torchscript",
             ]
         )
         == 0
     )
     assert "retrained for 1 epochs" in capsys.readouterr().out
     torch.jit.load(str(tmp_path / "r" / "model.pt"))
+    assert json.loads((tmp_path / "r" / "export.json").read_text())["format"] == "torchscript"
 
 
 def test_resume_and_worker_join_the_same_study(tmp_path):
@@ -195,6 +207,46 @@ def test_reward_and_selection_are_saved_and_used_by_every_worker(tmp_path):
     assert sampler.selection(study) == "pareto"
     default = make_sampler("evolution", 0, NASBench201Space())
     assert default.selection(study) == "pareto" and repr(default.reward_function(study)).startswith("rewards.dominance")
+
+
+def test_a_resumed_search_keeps_the_studys_reward_and_refuses_another(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'nb.db'}"
+    common = ["--storage", url, "--study-name", "nb", "--no-mlflow", "--no-progress", "--benchmark", "nasbench201"]
+    common += ["--dataset", "cifar10", "--sampler", "evolution"]
+    assert main(["search", *common, "--reward", "dominance", "--n-trials", "3"]) == 0
+    capsys.readouterr()
+    assert main(["search", *common, "--reward", "first", "--n-trials", "1"]) == 2
+    assert "--reward 'first': study 'nb' was searched with 'dominance'" in capsys.readouterr().err
+    assert main(["search", *common, "--selection", "reward", "--n-trials", "1"]) == 2
+    assert "the sampler's default" in capsys.readouterr().err
+    assert main(["search", *common, "--n-trials", "2"]) == 0  # no flag: the study's own
+    assert len(optuna.load_study(storage=url, study_name="nb").trials) == 5
+
+
+def test_settings_saved_before_reward_options_existed_keep_the_first_objective():
+    from optuna_nas.cli._build import saved_sampler_options
+
+    assert saved_sampler_options({"sampler": "evolution"}) == ("first", "reward")
+    assert saved_sampler_options({"sampler": "metaqnn"}) == ("first", None)
+    assert saved_sampler_options({"sampler": "tpe"}) == (None, None)
+    assert saved_sampler_options({"sampler": "evolution", "reward": None, "selection": None}) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--reward", "linear:1,0"], "--reward 'linear:1,0' does not fit a study of 3 objectives"),
+        (["--single-objective", "--reward", "mnas:1e8"], "--reward 'mnas:1e8' does not fit a study of 1 objectives"),
+    ],
+)
+def test_a_reward_that_does_not_fit_the_objectives_is_refused_before_any_trial(tmp_path, capsys, extra, message):
+    url = f"sqlite:///{tmp_path / 'nb.db'}"
+    argv = ["search", "--storage", url, "--study-name", "nb", "--no-mlflow", "--no-progress"]
+    argv += ["--benchmark", "nasbench201", "--dataset", "cifar10", "--sampler", "metaqnn", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not os.path.exists(tmp_path / "nb.db") or not optuna.get_all_study_summaries(url)
 
 
 @pytest.mark.parametrize(
@@ -443,3 +495,15 @@ def test_every_option_has_help_and_shows_its_default(capsys):
         assert out.startswith(f"usage: optuna-nas {name}")
         if name != "qtable":
             assert "(default: " in out
+
+
+def test_search_shows_each_trial_training_inside_the_bar(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    shown = [arg for arg in TINY_SEARCH if arg != "--no-progress"]
+    argv = ["search", "--storage", f"sqlite:///{tmp_path / 'nas.db'}", "--no-mlflow", "--artifact-dir", ""]
+    assert main([*argv, *shown, "--epochs", "2", "--n-trials", "3", "--n-jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    for number in range(3):
+        assert f"trial {number} epoch 1/2 batch 0/10" in err
+        assert f"trial {number} epoch 2/2 val_accuracy " in err
+    assert "3/3" in err

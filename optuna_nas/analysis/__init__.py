@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optuna_nas.analysis._drawing import draw_architecture
+from optuna_nas.analysis._export import EXPORT_FORMATS
 from optuna_nas.analysis._export import export
 from optuna_nas.analysis._export import find_trial
 from optuna_nas.analysis._hypervolume import hypervolume_of_points
@@ -14,6 +15,7 @@ from optuna_nas.analysis._pareto import pareto_front
 from optuna_nas.analysis._pareto import plot_pareto
 
 __all__ = [
+    "EXPORT_FORMATS",
     "default_reference",
     "draw_architecture",
     "export",

@@ -40,7 +40,14 @@ def _graph(spec: dict[str, Any]) -> tuple[list[str], list[tuple[int, int, str]],
         order = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
         edges = [(src, dst, op) for (dst, src), op in zip(order, spec["ops"], strict=True) if op != "none"]
         return ["node 0 (in)", "node 1", "node 2", "node 3 (out)"], edges, "NAS-Bench-201 cell"
-    raise ValueError(f"spec['space'] must be chain, cell or nb201, got {kind!r}.")
+    if kind == "dag":
+        matrix, ops = spec["matrix"], spec["ops"]
+        short = [str(op).removesuffix("-bn-relu") for op in ops]  # every conv of the cell is conv-BN-ReLU
+        nodes = [op if v in (0, len(ops) - 1) else f"{v}: {op}" for v, op in enumerate(short)]
+        edges = [(i, j, "") for i, row in enumerate(matrix) for j, on in enumerate(row) if on]
+        title = f"NAS-Bench-101 cell, {spec['stacks']} stacks x {spec['cells_per_stack']} cells"
+        return nodes, edges, title
+    raise ValueError(f"spec['space'] must be chain, cell, nb201 or dag, got {kind!r}.")
 
 
 def draw_architecture(spec: dict[str, Any]) -> Figure:

@@ -26,6 +26,7 @@ _STORAGE_HELP = "the study's storage: a URL (sqlite:///nas.db, postgresql://...)
 
 def build_parser() -> argparse.ArgumentParser:
     from optuna_nas import __version__
+    from optuna_nas.analysis import EXPORT_FORMATS
     from optuna_nas.cli._dashboard import dashboard
     from optuna_nas.cli._report import export
     from optuna_nas.cli._report import pareto
@@ -87,10 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, help="folder for the plots (default: pareto-<study name>)")
     p.set_defaults(run=pareto)
 
-    p = command("export", "a trial's spec and network (TorchScript, ONNX)")
+    p = command("export", "a trial's spec and trained network (torch.export, ONNX, TorchScript), checked")
     add_study(p)
     p.add_argument("--trial", type=int, required=True, help="number of the trial to export")
-    p.add_argument("--out", required=True, help="folder for spec.json, model.pt and model.onnx")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder for spec.json, the network (model.pt2, model.onnx or model.pt) and export.json",
+    )
+    p.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="pt2",
+        help="pt2: a torch.export program (torch.export.load); onnx: ONNX, needs pip install 'optuna-nas[onnx]'; "
+        "torchscript: for runtimes older than torch.export (deprecated by torch)",
+    )
     p.add_argument(
         "--retrain-epochs",
         type=int,

@@ -27,6 +27,10 @@ def make_space(config: dict[str, Any]) -> spaces.Space:
         )
     if kind == "cell":
         return spaces.CellSpace(max_blocks=config["max_blocks"], channels=config["channels"])
+    if kind == "dag":
+        return spaces.DAGCellSpace(
+            max_nodes=config.get("max_nodes", 7), max_edges=config.get("max_edges", 9), stem_channels=config["channels"]
+        )
     return spaces.NASBench201Space()
 
 
@@ -65,12 +69,17 @@ def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
 OPTUNA_SAMPLERS = ("random", "tpe", "nsga2")
 
 
-def sampler_options(name: str, *, reward: str | None, selection: str | None) -> dict[str, Any]:
-    """The sampler's ``reward`` and ``selection`` arguments from their command-line form, checked.
+def sampler_options(
+    name: str, *, reward: str | None, selection: str | None, directions: list[str] | None = None
+) -> dict[str, Any]:
+    """The sampler's ``reward`` and ``selection`` arguments from their command-line form, checked
+    (against the study's ``directions`` too, when given).
 
     Raises:
-        CommandError: An option does not apply to the sampler, or is malformed.
+        CommandError: An option does not apply to the sampler or the study, or is malformed.
     """
+    from optuna.study import StudyDirection
+
     from optuna_nas.samplers import rewards
 
     options: dict[str, Any] = {}
@@ -81,11 +90,32 @@ def sampler_options(name: str, *, reward: str | None, selection: str | None) -> 
             options["reward"] = rewards.from_string(reward)
         except ValueError as error:
             raise CommandError(f"--{error}") from None
+        if directions is not None:
+            signs = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
+            try:  # a reward that does not fit the objectives fails here, not in every trial
+                options["reward"]([1.0] * len(signs), signs)
+            except (ValueError, IndexError) as error:
+                raise CommandError(
+                    f"--reward {reward!r} does not fit a study of {len(signs)} objectives: {error}"
+                ) from None
     if selection is not None:
         if name != "evolution":
             raise CommandError(f"--selection applies to --sampler evolution, not {name!r}")
         options["selection"] = selection
     return options
+
+
+def saved_sampler_options(config: dict[str, Any]) -> tuple[str | None, str | None]:
+    """``(reward, selection)`` of saved search settings. Settings saved before these options
+    existed ran with the first objective as reward and reward selection, and keep them.
+    """
+    reward = config["reward"] if "reward" in config else "first"
+    selection = config["selection"] if "selection" in config else "reward"
+    if config.get("sampler") in OPTUNA_SAMPLERS:
+        reward = None
+    if config.get("sampler") != "evolution":
+        selection = None
+    return reward, selection
 
 
 def make_sampler(
@@ -95,6 +125,7 @@ def make_sampler(
     *,
     reward: str | None = None,
     selection: str | None = None,
+    directions: list[str] | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler of the saved settings: ``reward`` in :func:`~optuna_nas.samplers.rewards.from_string`
     form and ``selection`` (evolution) as given on the command line, ``None`` for the sampler's default.
@@ -105,9 +136,12 @@ def make_sampler(
     """
     if name in PLANNED_SAMPLERS and name not in available_samplers():
         raise CommandError(f"--sampler {name!r} is not available yet; available: {available_samplers()}")
-    options: dict[str, Any] = sampler_options(name, reward=reward, selection=selection)
+    options: dict[str, Any] = sampler_options(name, reward=reward, selection=selection, directions=directions)
     if name == "metaqnn" and isinstance(space, spaces.ChainSpace):
         options["state"] = space.metaqnn_state
+    if name not in OPTUNA_SAMPLERS and isinstance(space, spaces.DAGCellSpace):
+        # Isomorphic cells are one network: train each once.
+        options["dedup_key"] = space.dedup_key
     try:
         return create_sampler(name, seed=seed, **options)
     except ValueError as error:

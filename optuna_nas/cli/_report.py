@@ -58,10 +58,11 @@ def pareto(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    """Write a trial's spec and trained network.
+    """Write a trial's spec and trained network in ``--format``, checked against the network.
 
     The weights come from the study's artifact folder and retraining reads the study's data root,
-    as its search saved them, unless ``--artifact-dir`` or ``--data-root`` is given.
+    as its search saved them, unless ``--artifact-dir`` or ``--data-root`` is given. Prints each
+    written file with its size and how far its outputs are from the network's.
     """
     from optuna_nas import analysis
 
@@ -79,17 +80,32 @@ def export(args: argparse.Namespace) -> int:
         if args.retrain_epochs > 0 and places.data_root is not None:
             dataset = _dataset(analysis.find_trial(study, args.trial), places.data_root)
         result = analysis.export(
-            study, args.trial, args.out, retrain_epochs=args.retrain_epochs, artifact_store=store, dataset=dataset
+            study,
+            args.trial,
+            args.out,
+            format=args.format,
+            retrain_epochs=args.retrain_epochs,
+            artifact_store=store,
+            dataset=dataset,
         )
+    except ImportError as error:
+        raise CommandError(str(error).replace(f"format={args.format!r}", f"--format {args.format}")) from None
     except ValueError as error:
         message = str(error).replace("trial_number:", "--trial:").replace("retrain_epochs:", "--retrain-epochs:")
         raise CommandError(
             message.replace("artifact_store:", f"the artifact folder {places.artifact_dir!r}:")
         ) from None
-    for kind, path in result["paths"].items():
-        print(f"{kind}: {path}")
-    print(f"weights: {result['weights']}; TorchScript output matches the network to {result['max_abs_difference']:.2e}")
-    print(f"ONNX: {result['onnx']}")
+    difference = result["max_abs_difference"]
+    for name, size in result["files"].items():
+        print(f"{os.path.join(args.out, name)}: {size:,} bytes, outputs within {difference:.1e} of the network's")
+    for kind, what in (("spec", "the architecture"), ("report", "what was written, and how it was checked")):
+        path = result["paths"][kind]
+        print(f"{path}: {os.path.getsize(path):,} bytes, {what}")
+    batch = "any size" if result["dynamic_batch"] else f"exactly {result['batch_size']} inputs"
+    print(
+        f"weights: {result['weights']}; {result['params']:,} params, {result['flops']:,} FLOPs; "
+        f"takes batches of {batch}"
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ import optuna
 from optuna_nas.cli._build import make_objective
 from optuna_nas.cli._build import make_sampler
 from optuna_nas.cli._build import sampler_options
+from optuna_nas.cli._build import saved_sampler_options
 from optuna_nas.cli._common import CONFIG_ATTR
 from optuna_nas.cli._common import DEFAULT_ARTIFACT_DIR
 from optuna_nas.cli._common import DEFAULT_MLFLOW_URI
@@ -30,9 +31,10 @@ from optuna_nas.objectives import DEFAULT_TABLE
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--space",
-        choices=("chain", "cell", "nb201"),
+        choices=("chain", "cell", "nb201", "dag"),
         default="chain",
-        help="search space: layer-by-layer CNNs (MetaQNN), PNAS cells, or the NAS-Bench-201 cell",
+        help="search space: layer-by-layer CNNs (MetaQNN), PNAS cells, the NAS-Bench-201 cell, or NAS-Bench-101 "
+        "cells (dag)",
     )
     parser.add_argument("--sampler", default="metaqnn", help="the controller: random, tpe, nsga2, metaqnn, evolution")
     parser.add_argument(
@@ -90,8 +92,10 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--channels",
         type=int,
         default=8,
-        help="channels of the first stage, doubled at each reduction, with --space cell",
+        help="channels of the first stage, doubled at each reduction, with --space cell or dag",
     )
+    parser.add_argument("--max-nodes", type=int, default=7, help="most nodes of a cell, with --space dag")
+    parser.add_argument("--max-edges", type=int, default=9, help="most edges of a cell, with --space dag")
     parser.add_argument(
         "--single-objective",
         action="store_true",
@@ -141,6 +145,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "filters": filters,
         "max_blocks": args.max_blocks,
         "channels": args.channels,
+        "max_nodes": args.max_nodes,
+        "max_edges": args.max_edges,
         "single_objective": args.single_objective,
         "seed": args.seed,
         "artifact_dir": None if artifact_dir is None else absolute_folder(artifact_dir, "--artifact-dir", create=True),
@@ -154,7 +160,12 @@ def search(args: argparse.Namespace) -> int:
     args.mlflow_uri, args.no_mlflow = config["mlflow_uri"], config["mlflow_uri"] is None
     objective, space = _make_objective(config)
     sampler = make_sampler(
-        config["sampler"], config["seed"], space, reward=config.get("reward"), selection=config.get("selection")
+        config["sampler"],
+        config["seed"],
+        space,
+        reward=config["reward"],
+        selection=config["selection"],
+        directions=list(objective.directions),
     )
     storage = open_storage(args.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -165,16 +176,30 @@ def search(args: argparse.Namespace) -> int:
         directions=objective.directions,
         load_if_exists=True,
     )
-    saved = study.user_attrs.get(CONFIG_ATTR)
-    if saved is None:
+    saved_text = study.user_attrs.get(CONFIG_ATTR)
+    if saved_text is None:
         study.set_user_attr(CONFIG_ATTR, json.dumps(config))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objective.metric_names)
-    elif json.loads(saved)["space"] != config["space"]:
-        raise CommandError(
-            f"--study-name {args.study_name!r} already searches the {json.loads(saved)['space']!r} space"
-        )
+        return _run(study, objective, args)
+    saved = json.loads(saved_text)
+    if saved["space"] != config["space"]:
+        raise CommandError(f"--study-name {args.study_name!r} already searches the {saved['space']!r} space")
+    # Every worker learns the same only if every one uses the study's reward and selection.
+    reward, selection = saved_sampler_options(saved)
+    for flag, given, kept in (("--reward", args.reward, reward), ("--selection", args.selection, selection)):
+        if given is not None and given != kept:
+            shown = "the sampler's default" if kept is None else repr(kept)
+            raise CommandError(f"{flag} {given!r}: study {args.study_name!r} was searched with {shown}")
+    study.sampler = make_sampler(
+        config["sampler"],
+        config["seed"],
+        space,
+        reward=reward,
+        selection=selection,
+        directions=list(objective.directions),
+    )
     return _run(study, objective, args)
 
 
@@ -200,10 +225,15 @@ def worker(args: argparse.Namespace) -> int:
     config.update(data_root=places.data_root, artifact_dir=places.artifact_dir)
     args.mlflow_uri, args.no_mlflow = places.mlflow_uri, places.mlflow_uri is None
     objective, space = _make_objective(config)
-    sampler = make_sampler(
-        config["sampler"], config["seed"], space, reward=config.get("reward"), selection=config.get("selection")
+    reward, selection = saved_sampler_options(config)
+    study.sampler = make_sampler(
+        config["sampler"],
+        config["seed"],
+        space,
+        reward=reward,
+        selection=selection,
+        directions=[d.name.lower() for d in study.directions],
     )
-    study.sampler = sampler
     return _run(study, objective, args)
 
 
@@ -218,7 +248,7 @@ def _run(study: optuna.Study, objective: Any, args: argparse.Namespace) -> int:
     from optuna_nas.analysis import pareto_front
     from optuna_nas.tracking import MLflowTracker
 
-    callbacks = []
+    callbacks: list[Any] = []
     # A training objective tells how each trial's training goes; the tabular benchmark has no such list.
     training_callbacks = getattr(objective, "progress_callbacks", [])
     tracker = None

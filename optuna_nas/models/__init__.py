@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from optuna_nas.models import _cell  # noqa: F401  (registers the cell builder)
 from optuna_nas.models import _chain  # noqa: F401  (registers the chain builder)
+from optuna_nas.models import _dag  # noqa: F401  (registers the NAS-Bench-101 builder and ops)
 from optuna_nas.models import _nasbench201  # noqa: F401  (registers the NAS-Bench-201 builder)
 from optuna_nas.models._init import initialize_parameters
 from optuna_nas.models._ops import create_op

@@ -192,11 +192,16 @@ class EvaluatedTrie:
     def _only_seen_keys_after(self, prefix: dict[str, Any]) -> bool:
         """Whether every completion of ``prefix`` has a key evaluated or pending.
 
-        Completions follow the shape of an evaluated architecture that starts with the same
-        decision names (the space asks the same decisions after the same earlier ones); all of them
-        are checked when there are few, else a fixed sample. With no such shape, or a completion
-        that is not a whole architecture, nothing is known and the answer is no.
+        A prefix that is already a whole architecture with such a key is its own completion (where
+        a choice decides which decisions follow, as in a space that skips forced ones, no shape
+        need match). Else completions follow the shape of an evaluated architecture that starts
+        with the same decision names (the space asks the same decisions after the same earlier
+        ones); all of them are checked when there are few, else a fixed sample. With no such shape,
+        or a completion that is not a whole architecture, nothing is known and the answer is no.
         """
+        key = self.key_of(prefix)
+        if key is not None and key in self._keys:
+            return True
         names = tuple(prefix)
         for shape, distributions in self._templates.items():
             if shape[: len(names)] != names:

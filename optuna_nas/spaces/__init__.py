@@ -14,13 +14,18 @@ from optuna_nas.spaces._cell import CellSpec
 from optuna_nas.spaces._chain import ChainLayer
 from optuna_nas.spaces._chain import ChainSpace
 from optuna_nas.spaces._chain import ChainSpec
+from optuna_nas.spaces._chain import conv_output_size
+from optuna_nas.spaces._chain import pool_output_size
 from optuna_nas.spaces._chain import representation_bucket
+from optuna_nas.spaces._dag import NB101_OPS
+from optuna_nas.spaces._dag import DAGCellSpace
+from optuna_nas.spaces._dag import DAGCellSpec
 from optuna_nas.spaces._nasbench201 import NB201_OPS
 from optuna_nas.spaces._nasbench201 import NASBench201Space
 from optuna_nas.spaces._nasbench201 import NASBench201Spec
 
-_SPEC_TYPES = {cls.space: cls for cls in (ChainSpec, CellSpec, NASBench201Spec)}
-_SPACE_TYPES = {cls.name: cls for cls in (ChainSpace, CellSpace, NASBench201Space)}
+_SPEC_TYPES = {cls.space: cls for cls in (ChainSpec, CellSpec, NASBench201Spec, DAGCellSpec)}
+_SPACE_TYPES = {cls.name: cls for cls in (ChainSpace, CellSpace, NASBench201Space, DAGCellSpace)}
 
 
 def spec_from_dict(data: dict[str, Any]) -> ArchitectureSpec:
@@ -36,7 +41,7 @@ def spec_from_dict(data: dict[str, Any]) -> ArchitectureSpec:
 
 
 def create_space(name: str, **kwargs: Any) -> Space:
-    """Make a space by its short name (``chain``, ``cell`` or ``nb201``).
+    """Make a space by its short name (``chain``, ``cell``, ``nb201`` or ``dag``).
 
     Raises:
         ValueError: ``name`` is not a known space.
@@ -47,6 +52,7 @@ def create_space(name: str, **kwargs: Any) -> Space:
 
 
 __all__ = [
+    "NB101_OPS",
     "NB201_OPS",
     "PNAS_OPS",
     "ArchitectureSpec",
@@ -56,11 +62,15 @@ __all__ = [
     "ChainLayer",
     "ChainSpace",
     "ChainSpec",
+    "DAGCellSpace",
+    "DAGCellSpec",
     "Decider",
     "NASBench201Space",
     "NASBench201Spec",
     "Space",
+    "conv_output_size",
     "create_space",
+    "pool_output_size",
     "representation_bucket",
     "spec_from_dict",
 ]
