@@ -158,6 +158,10 @@ def test_latency_can_be_a_fourth_objective(digits):
         ({"max_params": 0}, "max_params.*0"),
         ({"max_flops": -5}, "max_flops.*-5"),
         ({"train_infeasible": "yes"}, "train_infeasible.*yes"),
+        ({"bn_recalibration_batches": -1}, "bn_recalibration_batches.*-1"),
+        ({"bn_recalibration_batches": 2.5}, "bn_recalibration_batches.*2.5"),
+        ({"progress_callbacks": print}, "progress_callbacks.*print"),
+        ({"progress_callbacks": [None]}, "progress_callbacks.*None"),
     ],
 )
 def test_bad_arguments_fail_before_any_training(kwargs, match, digits):
@@ -265,3 +269,153 @@ def test_a_network_over_budget_is_trained_when_asked(digits):
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert trial.constraints["flops"] == trial.user_attrs["flops"] - 1.0 > 0
+
+
+def _two_batchnorm_network():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 3, 3),
+        torch.nn.BatchNorm2d(3, momentum=0.3),
+        torch.nn.Flatten(),
+        torch.nn.Linear(3 * 4 * 4, 10),
+    )
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_recalibrated_statistics_are_those_of_the_batches_fed_and_nothing_else_changes(digits, training):
+    model = _two_batchnorm_network()
+    conv_a, bn_a, _, conv_b, bn_b = list(model)[:5]
+    for bn in (bn_a, bn_b):  # stale averages, as after a short training
+        bn.running_mean.fill_(5.0)
+        bn.running_var.fill_(9.0)
+    model.train(training)
+    weights = {name: value.clone() for name, value in model.named_parameters()}
+    images = digits.train_x[:150]
+    _training.recalibrate_batchnorm(model, digits.train_x, batches=3, batch_size=50)
+
+    with torch.no_grad():
+        inputs_a = [conv_a(images[i : i + 50]) for i in range(0, 150, 50)]
+        # The second layer sees the first normalised by each batch's own statistics (training mode).
+        inputs_b = [
+            conv_b(torch.relu(torch.nn.functional.batch_norm(x, None, None, bn_a.weight, bn_a.bias, training=True)))
+            for x in inputs_a
+        ]
+    for bn, inputs in ((bn_a, inputs_a), (bn_b, inputs_b)):
+        every = torch.cat(inputs)
+        expected_mean = every.mean(dim=(0, 2, 3))
+        # A cumulative average of the batches' unbiased variances, as torch's update_bn keeps.
+        expected_var = torch.stack([x.var(dim=(0, 2, 3), unbiased=True) for x in inputs]).mean(dim=0)
+        torch.testing.assert_close(bn.running_mean, expected_mean)
+        torch.testing.assert_close(bn.running_var, expected_var)
+        assert bn.num_batches_tracked.item() == 3
+    assert (bn_a.momentum, bn_b.momentum) == (0.1, 0.3)
+    assert model.training is training
+    assert all(torch.equal(weights[name], value) for name, value in model.named_parameters())
+
+
+def test_recalibration_leaves_a_network_without_batchnorm_alone(digits):
+    calls = []
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    model.register_forward_hook(lambda *args: calls.append(1))
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    _training.recalibrate_batchnorm(model, digits.train_x, batches=4, batch_size=128)
+    assert calls == []
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+
+
+def test_a_lagging_batchnorm_scores_higher_after_recalibration(digits):
+    """Running averages that never moved (momentum 0), on inputs far from zero mean: the extreme of
+    averages trailing the weights."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8, momentum=0.0),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 64, 10),
+    )
+    train_x, val_x = digits.train_x + 4.0, digits.val_x + 4.0
+    settings = _training.TrainingSettings(epochs=3, bn_recalibration_batches=0)
+    lagging = _training.train(model, train_x, digits.train_y, val_x, digits.val_y, settings, seed=0)[-1]
+    _training.recalibrate_batchnorm(model, train_x, batches=4, batch_size=128)
+    recalibrated = _training.evaluate(model, val_x, digits.val_y)
+    assert lagging < 0.6 and recalibrated > 0.85
+
+
+def _two_conv_chains(digits, **kwargs):
+    space = spaces.ChainSpace(max_layers=2, input_size=8, filters=(4, 8), fc_units=(16,))
+    objective = objectives.ImageClassification(space, digits, epochs=2, batch_size=256, **kwargs)
+    study = optuna.create_study(directions=objective.directions)
+    for kernel in (3, 5):
+        study.enqueue_trial(
+            {"layer_0/type": "conv", "layer_0/kernel": kernel, "layer_0/filters": 8, "layer_0/stride": 1}
+            | {"layer_1/type": "stop"}
+        )
+    study.optimize(objective, n_trials=2)
+    return space, study
+
+
+def test_recalibration_changes_scores_not_training_and_off_reproduces_the_running_averages(digits):
+    from optuna_nas.models import build_model
+    from optuna_nas.models import initialize_parameters
+    from optuna_nas.objectives._image_classification import _trial_seed
+
+    space, recalibrated = _two_conv_chains(digits)
+    _, plain = _two_conv_chains(digits, bn_recalibration_batches=0)
+    for on, off in zip(recalibrated.trials, plain.trials, strict=True):
+        # Recalibration touches only BatchNorm buffers, which training-mode passes do not read.
+        assert on.user_attrs["train_loss_curve"] == off.user_attrs["train_loss_curve"]
+        assert on.user_attrs["val_accuracy_curve"] != off.user_attrs["val_accuracy_curve"]
+
+        # Off: the scores of the loop as it was, evaluation with the running averages.
+        seed = _trial_seed(0, off.number)
+        model = build_model(space.spec_from_params(off.params), input_shape=(1, 8, 8), num_classes=10)
+        model = initialize_parameters(model, seed=seed)
+        optimizer = _training.make_optimizer(model, _training.TrainingSettings())
+        generator = torch.Generator().manual_seed(seed)
+        curve = []
+        for _ in range(2):
+            _training.train_epoch(model, optimizer, digits.train_x, digits.train_y, batch_size=256, generator=generator)
+            curve.append(_training.evaluate(model, digits.val_x, digits.val_y))
+        assert off.user_attrs["val_accuracy_curve"] == curve
+
+
+def test_progress_callbacks_see_each_epoch_begin_run_and_end(digits, monkeypatch):
+    monkeypatch.setattr(_training, "BATCH_PROGRESS_SECONDS", 0.0)  # report after every batch
+    seen = []
+    objective = objectives.ImageClassification(
+        SMALL_SPACES[0], digits, epochs=2, batch_size=256, progress_callbacks=[lambda t, p: seen.append((t.number, p))]
+    )
+    study = optuna.create_study(directions=objective.directions)
+    study.optimize(objective, n_trials=2)
+    batches = 5  # 1,222 training images
+    for trial in study.trials:
+        events = [p for number, p in seen if number == trial.number]
+        expected = [(epoch, batch) for epoch in (1, 2) for batch in range(batches + 1)]
+        assert [(p.epoch, p.batch) for p in events] == expected
+        assert {(p.epochs, p.batches) for p in events} == {(2, batches)}
+        ends = [p for p in events if p.epoch_end]
+        assert [p.batch for p in ends] == [batches, batches]
+        assert [p.metrics["val_accuracy"] for p in ends] == trial.user_attrs["val_accuracy_curve"]
+        assert [p.metrics["train_loss"] for p in ends] == trial.user_attrs["train_loss_curve"]
+
+
+def test_a_failing_progress_callback_warns_once_and_the_trials_are_unchanged(digits, caplog):
+    def broken(trial, progress):
+        raise RuntimeError("display gone")
+
+    results = []
+    for callbacks in ([], [broken]):
+        objective = objectives.ImageClassification(
+            SMALL_SPACES[0], digits, epochs=2, batch_size=256, progress_callbacks=callbacks
+        )
+        study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=0))
+        study.optimize(objective, n_trials=2)
+        assert {t.state for t in study.trials} == {optuna.trial.TrialState.COMPLETE}
+        results.append([t.values for t in study.trials])
+    assert results[0] == results[1]
+    warnings = [r for r in caplog.records if "Progress callback" in r.getMessage()]
+    assert len(warnings) == 1 and "display gone" in warnings[0].exc_text

@@ -123,3 +123,51 @@ def test_unreachable_store_warns_once_and_the_study_goes_on(caplog):
     assert len(study.trials) == 3
     warnings = [r for r in caplog.records if "MLflow tracking" in r.getMessage()]
     assert len(warnings) == 1 and "127.0.0.1:9" in warnings[0].getMessage()
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_epochs_stream_to_the_trials_run_while_it_trains_and_it_stays_one_run(digits, mlflow_uri):
+    from optuna_nas import objectives
+    from optuna_nas import spaces
+
+    tracker = MLflowTracker(tracking_uri=mlflow_uri)
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    seen_while_training = {}
+
+    def look_in_mlflow(trial, progress):
+        if progress.epoch_end and progress.epoch == 2:
+            (run,) = client.search_runs(
+                [client.get_experiment_by_name("streamed").experiment_id],
+                filter_string=f"tags.`optuna.trial_number` = '{trial.number}'",
+            )
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
+            seen_while_training[trial.number] = (run.info.status, run.data.tags["optuna.trial_state"], steps)
+
+    space = spaces.ChainSpace(max_layers=2, input_size=8, filters=(4,), fc_units=(16,))
+    objective = objectives.ImageClassification(
+        space, digits, epochs=3, batch_size=256, progress_callbacks=[tracker.log_progress, look_in_mlflow]
+    )
+    study = optuna.create_study(study_name="streamed", directions=objective.directions)
+    study.set_metric_names(objective.metric_names)
+    study.optimize(objective, n_trials=2, callbacks=[tracker])
+    assert seen_while_training == {0: ("RUNNING", "RUNNING", [1, 2]), 1: ("RUNNING", "RUNNING", [1, 2])}
+    client, parents, children = _runs(mlflow_uri, "streamed")
+    assert len(parents) == 1 and len(children) == 2
+    _check_children(client, parents[0], children, epochs=3)
+    assert {r.data.tags["optuna.trial_state"] for r in children} == {"COMPLETE"}
+
+
+def test_streaming_to_an_unreachable_store_warns_once_and_training_goes_on(digits, caplog):
+    from optuna_nas import objectives
+    from optuna_nas import spaces
+
+    tracker = MLflowTracker(tracking_uri="http://127.0.0.1:9")
+    space = spaces.ChainSpace(max_layers=2, input_size=8, filters=(4,), fc_units=(16,))
+    objective = objectives.ImageClassification(
+        space, digits, epochs=2, batch_size=256, progress_callbacks=[tracker.log_progress]
+    )
+    study = optuna.create_study(directions=objective.directions)
+    study.optimize(objective, n_trials=2, callbacks=[tracker])
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    warnings = [r for r in caplog.records if "MLflow tracking" in r.getMessage()]
+    assert len(warnings) == 1

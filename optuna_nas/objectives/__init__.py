@@ -5,8 +5,17 @@ from __future__ import annotations
 from optuna_nas.objectives._image_classification import METRIC_DIRECTIONS
 from optuna_nas.objectives._image_classification import EarlyStop
 from optuna_nas.objectives._image_classification import ImageClassification
+from optuna_nas.objectives._image_classification import TrainingProgress
 from optuna_nas.objectives._nasbench201 import DEFAULT_TABLE
 from optuna_nas.objectives._nasbench201 import NB201_DATASETS
 from optuna_nas.objectives._nasbench201 import NASBench201
 
-__all__ = ["DEFAULT_TABLE", "METRIC_DIRECTIONS", "NB201_DATASETS", "EarlyStop", "ImageClassification", "NASBench201"]
+__all__ = [
+    "DEFAULT_TABLE",
+    "METRIC_DIRECTIONS",
+    "NB201_DATASETS",
+    "EarlyStop",
+    "ImageClassification",
+    "NASBench201",
+    "TrainingProgress",
+]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -33,9 +36,39 @@ METRIC_DIRECTIONS = {
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
 _DEFAULT_OBJECTIVES = ("accuracy", "params", "flops")
 
+_logger = logging.getLogger(__name__)
+
 
 class EarlyStop(optuna.TrialPruned):
     """MetaQNN's "penalize" stop: validation accuracy fell below the threshold for its epoch."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingProgress:
+    """Where a trial's training stands, as :class:`ImageClassification` tells its progress callbacks.
+
+    Attributes:
+        epoch: The epoch running, or just evaluated, counted from 1.
+        epochs: Epochs the trial trains for.
+        batch: Batches of this epoch done (0 as the epoch begins).
+        batches: Batches per epoch.
+        metrics: ``{"train_loss": ..., "val_accuracy": ...}`` once the epoch is evaluated (the
+            values recorded in the trial's curves); empty while it runs.
+    """
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def epoch_end(self) -> bool:
+        """Whether the epoch is over and evaluated (``metrics`` holds its values)."""
+        return bool(self.metrics)
+
+
+ProgressCallback = Callable[[optuna.Trial, TrainingProgress], None]
 
 
 class ImageClassification:
@@ -64,6 +97,21 @@ class ImageClassification:
     pruners work. ``early_stop_thresholds`` is MetaQNN's "penalize" setting, for any study: after
     epoch ``e``, a validation accuracy below ``thresholds[e]`` stops training and prunes the trial.
 
+    Every reported accuracy (per epoch, final, test) is measured after the network's BatchNorm
+    statistics are recalibrated on ``bn_recalibration_batches`` training batches, as one-shot NAS
+    does. After an epoch or two the running averages kept during training still trail the weights,
+    and deep cell networks then score near chance in evaluation mode although they have learned:
+    short trainings would score them partly by that lag. Recalibration changes only the BatchNorm buffers
+    (the training that follows is the same) and costs a few percent of an epoch.
+
+    ``progress_callbacks`` see the training while it runs: each is called as
+    ``callback(trial, progress)`` with a :class:`TrainingProgress` as every epoch begins, about
+    every 2 seconds inside a long epoch, and after each epoch's evaluation (with its metrics, before
+    pruning decides). They run in the trial's thread, so several at once with ``n_jobs > 1``. A
+    callback that raises does not end the trial: a warning with the traceback is logged the first
+    time, and training goes on. ``objective.progress_callbacks`` is a list, which may be appended
+    to after the objective is made.
+
     Bad runs end only their own trial: a NaN or infinite loss prunes it, a CUDA out-of-memory error
     fails it (values NaN) after freeing the memory, and the study goes on.
 
@@ -75,6 +123,8 @@ class ImageClassification:
         learning_rate: Optimizer learning rate.
         optimizer: ``adam`` (default), ``adamw`` or ``sgd`` (Nesterov momentum 0.9).
         weight_decay: Weight decay.
+        bn_recalibration_batches: Training batches that re-estimate the BatchNorm statistics before
+            each evaluation; 0 evaluates with the running averages kept during training.
         objectives: Metrics to return, in order, from ``accuracy``, ``params``, ``flops``, ``macs``
             and ``latency`` (median single-sample forward time in ms on the device).
         early_stop_thresholds: ``{epoch: minimum validation accuracy}``, epochs counted from 1.
@@ -88,6 +138,7 @@ class ImageClassification:
             its trained weights (``weights.npz``, plain arrays: loading them runs no pickle) and a
             picture of its network (``network.png``), which optuna-dashboard shows and
             :func:`optuna_nas.analysis.export` reuses.
+        progress_callbacks: Callables ``(trial, progress)`` told how training goes, see above.
 
     Raises:
         ValueError: An argument is out of range; the message names it and shows the value.
@@ -109,6 +160,7 @@ class ImageClassification:
         learning_rate: float = 1e-3,
         optimizer: str = "adam",
         weight_decay: float = 0.0,
+        bn_recalibration_batches: int = 4,
         objectives: Sequence[str] = _DEFAULT_OBJECTIVES,
         early_stop_thresholds: Mapping[int, float] | None = None,
         max_params: float | None = None,
@@ -117,6 +169,7 @@ class ImageClassification:
         device: str = "auto",
         seed: int = 0,
         artifact_store: Any = None,
+        progress_callbacks: Sequence[ProgressCallback] = (),
     ) -> None:
         from optuna_nas.objectives._training import TrainingSettings
         from optuna_nas.objectives._training import resolve_device
@@ -129,6 +182,7 @@ class ImageClassification:
             learning_rate=check_number("learning_rate", learning_rate, low=0.0, low_open=True),
             optimizer=check_one_of("optimizer", optimizer, OPTIMIZER_NAMES),
             weight_decay=check_number("weight_decay", weight_decay, low=0.0),
+            bn_recalibration_batches=check_int("bn_recalibration_batches", bn_recalibration_batches, minimum=0),
         )
         if isinstance(objectives, str) or not isinstance(objectives, Sequence) or not objectives:
             raise ValueError(f"objectives must be a non-empty sequence of metric names, got {objectives!r}.")
@@ -157,6 +211,14 @@ class ImageClassification:
             dataset = load(dataset)
         self.dataset = dataset
         self.artifact_store = artifact_store
+        if isinstance(progress_callbacks, str) or not isinstance(progress_callbacks, Sequence):
+            raise ValueError(f"progress_callbacks must be a sequence of callables, got {progress_callbacks!r}.")
+        for callback in progress_callbacks:
+            if not callable(callback):
+                raise ValueError(f"progress_callbacks must hold callables, got {callback!r}.")
+        self.progress_callbacks: list[ProgressCallback] = list(progress_callbacks)
+        self._failed_callbacks: set[int] = set()
+        self._failed_callbacks_lock = threading.Lock()
         self._resident: dict[str, torch.Tensor] | None = None
         self._resident_lock = threading.Lock()
 
@@ -195,6 +257,7 @@ class ImageClassification:
         from optuna_nas.models import build_model
         from optuna_nas.models import initialize_parameters
         from optuna_nas.objectives._training import NonFiniteLossError
+        from optuna_nas.objectives._training import count_batches
         from optuna_nas.objectives._training import evaluate
         from optuna_nas.objectives._training import prepare_model
         from optuna_nas.objectives._training import train
@@ -230,12 +293,19 @@ class ImageClassification:
         single_objective = len(trial.study.directions) == 1
         curve: list[float] = []
         losses: list[float] = []
+        epochs = self.settings.epochs
+        batches = count_batches(len(self.dataset.train_y), self.settings.batch_size)
+
+        def during_epoch(epoch: int, done: int, total: int) -> None:
+            self._notify(trial, TrainingProgress(epoch=epoch, epochs=epochs, batch=done, batches=total))
 
         def after_epoch(epoch: int, loss: float, accuracy: float) -> None:
             curve.append(accuracy)
             losses.append(loss)
             trial.set_user_attr("val_accuracy_curve", curve)
             trial.set_user_attr("train_loss_curve", losses)
+            metrics = {"train_loss": loss, "val_accuracy": accuracy}
+            self._notify(trial, TrainingProgress(epoch, epochs, batches, batches, metrics))
             threshold = self.early_stop_thresholds.get(epoch)
             if threshold is not None and accuracy < threshold:
                 reason = f"validation accuracy {accuracy:.4f} < {threshold} after epoch {epoch}"
@@ -260,6 +330,7 @@ class ImageClassification:
                 self.settings,
                 seed=trial_seed,
                 after_epoch=after_epoch,
+                during_epoch=during_epoch if self.progress_callbacks else None,
             )
             trial.set_user_attr("train_seconds", time.perf_counter() - start)
             trial.set_user_attr("test_accuracy", evaluate(model, data["test_x"], data["test_y"]))
@@ -283,6 +354,25 @@ class ImageClassification:
         if self.artifact_store is not None:
             upload_trial_artifacts(trial, model, spec.to_dict(), self.artifact_store)
         return _result([float(measured[metric]) for metric in self.objectives])
+
+    def _notify(self, trial: optuna.Trial, progress: TrainingProgress) -> None:
+        for callback in list(self.progress_callbacks):
+            try:
+                callback(trial, progress)
+            except Exception:
+                # Progress is for watching: a broken display or tracker must not end a trial that
+                # trains well, nor flood the log once per batch.
+                with self._failed_callbacks_lock:
+                    first = id(callback) not in self._failed_callbacks
+                    self._failed_callbacks.add(id(callback))
+                if first:
+                    _logger.warning(
+                        "Progress callback %r raised in trial %d; training goes on, and its later errors "
+                        "are not logged.",
+                        callback,
+                        trial.number,
+                        exc_info=True,
+                    )
 
 
 def upload_trial_artifacts(trial: optuna.Trial, model: Any, spec: dict[str, Any], artifact_store: Any) -> None:

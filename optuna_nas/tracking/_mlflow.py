@@ -30,6 +30,13 @@ class MLflowTracker:
     of it as ``network.png``. A pruned trial's run ends ``KILLED``, a failed one's ``FAILED``, with
     tag ``optuna.trial_state``.
 
+    To watch trials while they train, give :meth:`log_progress` to the objective as well
+    (``ImageClassification(..., progress_callbacks=[tracker.log_progress])``): the trial's run is
+    then made as its training begins (tag ``optuna.trial_state`` ``RUNNING``) and every epoch's
+    ``train_loss`` and ``val_accuracy`` are logged as soon as the epoch is evaluated. When the trial
+    ends, the callback completes that same run (found by the trial's number) rather than making
+    another.
+
     It uses explicit run ids (``MlflowClient``) rather than MLflow's thread-local active run, so it
     is safe with ``n_jobs > 1``; several processes share one parent run: the process that creates
     the experiment creates the parent run and tags the experiment with its id, the others wait for
@@ -50,6 +57,9 @@ class MLflowTracker:
         self._lock = threading.Lock()
         self._client: Any = None
         self._parents: dict[str, str] = {}
+        self._experiments: dict[str, str] = {}  # parent run id -> experiment id
+        self._trial_runs: dict[tuple[str, int], str] = {}  # (parent run id, trial number) -> run id
+        self._logged_steps: dict[str, set[tuple[str, int]]] = {}  # run id -> (metric, step) already logged
         self._disabled = False
 
     # -- public ---------------------------------------------------------------------------------
@@ -57,9 +67,20 @@ class MLflowTracker:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._guarded(self._log_trial, study, trial)
 
+    def log_progress(self, trial: optuna.Trial, progress: Any) -> None:
+        """Stream a running trial to its MLflow run (a progress callback for the training objective).
+
+        Pass it in :class:`~optuna_nas.objectives.ImageClassification`'s ``progress_callbacks``. It
+        makes the trial's run on the first call and logs the metrics of ``progress`` (a
+        :class:`~optuna_nas.objectives.TrainingProgress`: ``train_loss`` and ``val_accuracy`` once
+        an epoch is evaluated) at step ``progress.epoch``.
+        """
+        self._guarded(self._log_progress, trial, progress)
+
     def parent_run_id(self, study: optuna.Study) -> str | None:
         """The study's parent run id (created if needed), or ``None`` when tracking is off."""
-        return self._guarded(self._parent, study)
+        run_id: str | None = self._guarded(self._parent, study)
+        return run_id
 
     def end_study(self, study: optuna.Study) -> None:
         """Mark the study's parent run finished (a later resume marks it running again)."""
@@ -152,7 +173,61 @@ class MLflowTracker:
             tags={"optuna.study_name": study.study_name, "optuna.directions": ",".join(directions)},
         )
         client.set_experiment_tag(experiment_id, PARENT_TAG, run.info.run_id)
-        return run.info.run_id
+        return str(run.info.run_id)
+
+    def _trial_run(self, study: optuna.Study, number: int, state: str) -> str:
+        """The run of trial ``number``: the one already made for it, else a new one tagged ``state``."""
+        parent = self._parent(study)
+        key = (parent, number)
+        with self._lock:
+            if key in self._trial_runs:
+                return self._trial_runs[key]
+        client = self._client_or_connect()
+        with self._lock:
+            experiment_id = self._experiments.get(parent)
+        if experiment_id is None:
+            experiment_id = client.get_run(parent).info.experiment_id
+            with self._lock:
+                self._experiments[parent] = experiment_id
+        # Another tracker object in this process may have streamed the trial: one run per trial.
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and tags.`optuna.trial_number` = '{number}'",
+            max_results=1,
+        )
+        if found:
+            run_id = str(found[0].info.run_id)
+            logged = {
+                (metric, m.step) for metric in _CURVES.values() for m in client.get_metric_history(run_id, metric)
+            }
+        else:
+            run = client.create_run(
+                experiment_id,
+                run_name=f"trial-{number}",
+                tags={
+                    "mlflow.parentRunId": parent,
+                    "optuna.trial_number": str(number),
+                    "optuna.trial_state": state,
+                    "optuna.study_name": study.study_name,
+                },
+            )
+            run_id, logged = str(run.info.run_id), set()
+        with self._lock:
+            self._trial_runs[key] = run_id
+            self._logged_steps[run_id] = logged
+        return run_id
+
+    def _log_progress(self, trial: optuna.Trial, progress: Any) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self._trial_run(trial.study, trial.number, "RUNNING")
+        if not progress.metrics:
+            return
+        now = int(time.time() * 1000)
+        metrics = [Metric(name, float(value), now, progress.epoch) for name, value in progress.metrics.items()]
+        self._client_or_connect().log_batch(run_id, metrics=metrics)
+        with self._lock:
+            self._logged_steps[run_id].update((m.key, m.step) for m in metrics)
 
     def _log_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         from mlflow.entities import Metric
@@ -161,18 +236,10 @@ class MLflowTracker:
 
         client = self._client_or_connect()
         parent = self._parent(study)
-        experiment_id = client.get_run(parent).info.experiment_id
-        run = client.create_run(
-            experiment_id,
-            run_name=f"trial-{trial.number}",
-            tags={
-                "mlflow.parentRunId": parent,
-                "optuna.trial_number": str(trial.number),
-                "optuna.trial_state": trial.state.name,
-                "optuna.study_name": study.study_name,
-            },
-        )
-        run_id = run.info.run_id
+        run_id = self._trial_run(study, trial.number, trial.state.name)
+        with self._lock:
+            streamed = self._logged_steps.pop(run_id, set())
+            self._trial_runs.pop((parent, trial.number), None)
         now = int(time.time() * 1000)
         names = study.metric_names or [f"value_{i}" for i in range(len(study.directions))]
         metrics = []
@@ -180,12 +247,14 @@ class MLflowTracker:
             metrics += [Metric(name, float(v), now, 0) for name, v in zip(names, trial.values, strict=False)]
         for attr, metric in _CURVES.items():
             for epoch, value in enumerate(trial.user_attrs.get(attr, []), start=1):
-                metrics.append(Metric(metric, float(value), now, epoch))
+                if (metric, epoch) not in streamed:
+                    metrics.append(Metric(metric, float(value), now, epoch))
         for key, value in trial.user_attrs.items():
             if key not in _CURVES and isinstance(value, (int, float)) and not isinstance(value, bool):
                 metrics.append(Metric(key, float(value), now, 0))
         params = [Param(k, str(v)[:500]) for k, v in trial.params.items()]
         tags = [RunTag(f"user_attr.{k}", str(v)[:5000]) for k, v in trial.user_attrs.items() if isinstance(v, str)]
+        tags.append(RunTag("optuna.trial_state", trial.state.name))
         client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
         spec = trial.user_attrs.get("spec")
         if spec is None and "arch" in trial.user_attrs:
