@@ -419,3 +419,13 @@ def test_a_failing_progress_callback_warns_once_and_the_trials_are_unchanged(dig
     assert results[0] == results[1]
     warnings = [r for r in caplog.records if "Progress callback" in r.getMessage()]
     assert len(warnings) == 1 and "display gone" in warnings[0].exc_text
+
+
+def test_a_chain_space_made_for_other_images_is_refused_before_any_training():
+    from optuna_nas import data
+
+    digits = data.load("digits")  # 8x8 images
+    with pytest.raises(ValueError, match=r"ChainSpace\(input_size=28\).*\(1, 8, 8\).*input_size=8"):
+        objectives.ImageClassification(spaces.ChainSpace(max_layers=2), digits)
+    objectives.ImageClassification(spaces.ChainSpace(max_layers=2, input_size=8), digits)
+    objectives.ImageClassification(spaces.NASBench201Space(), digits)  # builders that adapt take any size

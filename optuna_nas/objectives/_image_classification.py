@@ -141,11 +141,13 @@ class ImageClassification:
         progress_callbacks: Callables ``(trial, progress)`` told how training goes, see above.
 
     Raises:
-        ValueError: An argument is out of range; the message names it and shows the value.
+        ValueError: An argument is out of range (the message names it and shows the value), or the
+            space does not fit the dataset's images (``space.check_input_shape``).
 
     Example:
         >>> from optuna_nas import spaces, objectives
-        >>> objective = objectives.ImageClassification(spaces.ChainSpace(max_layers=3), "digits")
+        >>> space = spaces.ChainSpace(max_layers=3, input_size=8)  # digits are 8x8 images
+        >>> objective = objectives.ImageClassification(space, "digits")
         >>> study = optuna.create_study(directions=objective.directions)  # doctest: +SKIP
         >>> study.optimize(objective, n_trials=3)  # doctest: +SKIP
     """
@@ -209,6 +211,7 @@ class ImageClassification:
 
             check_one_of("dataset", dataset, available_datasets())
             dataset = load(dataset)
+        space.check_input_shape(dataset.input_shape)  # before any training: the space must fit the images
         self.dataset = dataset
         self.artifact_store = artifact_store
         if isinstance(progress_callbacks, str) or not isinstance(progress_callbacks, Sequence):

@@ -156,6 +156,16 @@ class Space(abc.ABC):
         others = sorted((name, repr(value)) for name, value in params.items() if name not in decider.asked)
         return json.dumps([spec.spec_hash, others])
 
+    def check_input_shape(self, input_shape: Sequence[int]) -> None:
+        """Check that the space's architectures are made for images of ``input_shape``
+        ``(channels, height, width)``; the default accepts any. Builders take the channel count
+        from the data, so only a space whose rules follow the image size (``ChainSpace``) checks.
+
+        Raises:
+            ValueError: The space was made for another image size; the message names both.
+        """
+        return None  # any image shape fits the spaces whose builders adapt to it
+
     def spec_from_params(self, params: Mapping[str, Any]) -> ArchitectureSpec:
         """Rebuild the spec a trial with these ``params`` was given.
 

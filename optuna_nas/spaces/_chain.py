@@ -186,6 +186,20 @@ class ChainSpace(Space):
         self.max_fc_input_size = check_int("max_fc_input_size", max_fc_input_size, minimum=1)
         self.min_pool_size = check_int("min_pool_size", min_pool_size, minimum=2)
 
+    def check_input_shape(self, input_shape: Sequence[int]) -> None:
+        """Check that the images are ``input_size`` pixels on their shorter side, which the legality
+        rules (kernel and pool limits, when a fully connected layer may come) follow.
+
+        Raises:
+            ValueError: They are not; the message names both sizes.
+        """
+        size = min(int(side) for side in tuple(input_shape)[1:])
+        if size != self.input_size:
+            raise ValueError(
+                f"space: ChainSpace(input_size={self.input_size}) does not fit the dataset's images of shape "
+                f"{tuple(input_shape)} ({size} pixels on the shorter side); make it with input_size={size}."
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "space": self.name,
