@@ -31,6 +31,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import os
 import time
 
 import numpy as np
@@ -109,6 +110,11 @@ def report(kind: str, results: list[dict], epochs: int, *, resamples: int = 2000
     for epoch in sorted({1, 2, epochs}):
         before, after = column("before", epoch).mean(), column("after", epoch).mean()
         print(f"  epoch {epoch:>2}           {before:8.3f} {after:8.3f}")
+    last = spearmanr(column("before", epochs), column("after", epochs)).statistic
+    print(f"  Spearman of the {epochs}-epoch scores before and after: {last:+.3f}")
+    lag = {epoch: column("after", epoch) - column("before", epoch) for epoch in (2, epochs)}
+    together = spearmanr(lag[2], lag[epochs]).statistic
+    print(f"  Spearman of the lag (after - before) at 2 and {epochs} epochs: {together:+.3f}")
     for reference in ("after", "before"):
         label = "recalibrated" if reference == "after" else "running averages"
         target = column(reference, epochs)
@@ -125,6 +131,17 @@ def report(kind: str, results: list[dict], epochs: int, *, resamples: int = 2000
                 f"    {epoch}-epoch score: before {rho['before']:+.3f}  after {rho['after']:+.3f}  "
                 f"gain {rho['after'] - rho['before']:+.3f} [{low:+.3f}, {high:+.3f}]"
             )
+
+
+def load_scores(path: str) -> dict:
+    """A file written by ``--out``, with the epochs as numbers again (JSON keys are strings)."""
+    with open(path) as file:
+        saved = json.load(file)
+    for results in saved["results"].values():
+        for result in results:
+            for way in ("before", "after"):
+                result[way] = {int(epoch): value for epoch, value in result[way].items()}
+    return saved
 
 
 def main() -> None:
@@ -148,12 +165,8 @@ def main() -> None:
             f"--epochs must be at least 3 (scores after 1 and 2 epochs are compared with the last), got {args.epochs}"
         )
     if args.report:
-        with open(args.report) as file:
-            saved = json.load(file)
+        saved = load_scores(args.report)
         for kind, results in saved["results"].items():
-            for result in results:  # JSON keys are strings
-                for way in ("before", "after"):
-                    result[way] = {int(epoch): value for epoch, value in result[way].items()}
             report(kind, results, saved["args"]["epochs"])
         return
 
@@ -179,12 +192,23 @@ def main() -> None:
         f"cell stem channels {args.channels}, {args.batches} recalibration batches of 128, "
         f"threads {torch.get_num_threads()}{', channels-last' if args.channels_last else ''}"
     )
-    everything = {}
+    everything: dict[str, list[dict]] = {}
+    if args.out and os.path.exists(args.out):
+        # The file is written after every network, so a stopped run goes on where it stopped.
+        saved = load_scores(args.out)
+        if {k: v for k, v in saved["args"].items() if k != "report"} != {
+            k: v for k, v in vars(args).items() if k != "report"
+        }:
+            parser.error(f"--out {args.out} holds a run with other settings: {saved['args']}")
+        everything = saved["results"]
+        print(f"  going on from {args.out}: {', '.join(f'{len(r)} {k}' for k, r in everything.items())}")
     for kind in args.spaces.split(","):
         specs = sample_specs(kinds[kind], args.n_networks, args.seed)
-        results = []
+        results = everything.setdefault(kind, [])
         start = time.perf_counter()
         for index, spec in enumerate(specs):
+            if index < len(results):
+                continue
             result = run_network(
                 spec,
                 dataset,
@@ -203,13 +227,12 @@ def main() -> None:
                 f"before/after: {scored}  {result['spec']}",
                 flush=True,
             )
+            if args.out:
+                with open(args.out, "w") as file:
+                    json.dump({"args": vars(args), "results": everything}, file, indent=1)
         print(f"  {kind}: {time.perf_counter() - start:.0f} s")
-        everything[kind] = results
-    for kind, results in everything.items():
-        report(kind, results, args.epochs)
-    if args.out:
-        with open(args.out, "w") as file:
-            json.dump({"args": vars(args), "results": everything}, file, indent=1)
+    for kind in args.spaces.split(","):
+        report(kind, everything[kind], args.epochs)
 
 
 if __name__ == "__main__":
