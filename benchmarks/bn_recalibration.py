@@ -42,8 +42,8 @@ from scipy.stats import spearmanr
 from optuna_nas import data
 from optuna_nas import models
 from optuna_nas import spaces
+from optuna_nas import training as _training
 from optuna_nas.models import _nasbench201
-from optuna_nas.objectives import _training
 
 
 def sample_specs(space: spaces.Space, count: int, seed: int) -> list[spaces.ArchitectureSpec]:

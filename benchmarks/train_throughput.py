@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from optuna_nas import data
 from optuna_nas import models
-from optuna_nas.objectives import _training
+from optuna_nas import training as _training
 from optuna_nas.spaces import ChainLayer
 from optuna_nas.spaces import ChainSpec
 

@@ -4,7 +4,7 @@ import torch
 
 from optuna_nas import objectives
 from optuna_nas import spaces
-from optuna_nas.objectives import _training
+from optuna_nas import training as _training
 
 SMALL_SPACES = [
     spaces.ChainSpace(max_layers=3, input_size=8, filters=(4, 8), fc_units=(16,)),

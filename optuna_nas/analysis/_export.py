@@ -34,18 +34,16 @@ def find_trial(study: optuna.Study, trial_number: int) -> FrozenTrial:
 
 
 def trial_spec(trial: FrozenTrial) -> Any:
-    """The architecture spec a trial recorded (``spec`` or, for NAS-Bench-201 tables, ``arch``).
+    """The architecture spec a trial recorded in its ``spec`` user attr (read with
+    :func:`optuna_nas.spaces.spec_from_dict`, so any registered spec type).
 
     Raises:
         ValueError: The trial recorded no architecture.
     """
-    from optuna_nas.spaces import NASBench201Spec
     from optuna_nas.spaces import spec_from_dict
 
     if "spec" in trial.user_attrs:
         return spec_from_dict(trial.user_attrs["spec"])
-    if "arch" in trial.user_attrs:
-        return NASBench201Spec.from_arch_str(trial.user_attrs["arch"])
     raise ValueError(f"trial_number: trial {trial.number} recorded no architecture (no 'spec' user attr).")
 
 
@@ -378,8 +376,8 @@ def _retrain(model: Any, trial: FrozenTrial, dataset: Any, epochs: int, seed: in
     import torch
 
     from optuna_nas.data import load
-    from optuna_nas.objectives._training import TrainingSettings
-    from optuna_nas.objectives._training import train
+    from optuna_nas.training import TrainingSettings
+    from optuna_nas.training import train
 
     if dataset is None:
         name = trial.user_attrs.get("dataset")

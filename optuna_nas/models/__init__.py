@@ -7,10 +7,19 @@ from optuna_nas.models import _chain  # noqa: F401  (registers the chain builder
 from optuna_nas.models import _dag  # noqa: F401  (registers the NAS-Bench-101 builder and ops)
 from optuna_nas.models import _nasbench201  # noqa: F401  (registers the NAS-Bench-201 builder)
 from optuna_nas.models._init import initialize_parameters
+from optuna_nas.models._ops import available_ops
 from optuna_nas.models._ops import create_op
-from optuna_nas.models._ops import known_ops
 from optuna_nas.models._ops import register_op
+from optuna_nas.models._registry import available_builders
 from optuna_nas.models._registry import build_model
 from optuna_nas.models._registry import register_builder
 
-__all__ = ["build_model", "create_op", "initialize_parameters", "known_ops", "register_builder", "register_op"]
+__all__ = [
+    "available_builders",
+    "available_ops",
+    "build_model",
+    "create_op",
+    "initialize_parameters",
+    "register_builder",
+    "register_op",
+]

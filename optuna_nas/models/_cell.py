@@ -9,8 +9,8 @@ from optuna_nas.models._ops import FactorizedReduce
 from optuna_nas.models._ops import ReLUConvBN
 from optuna_nas.models._ops import create_op
 from optuna_nas.models._registry import register_builder
+from optuna_nas.spaces import NUM_CELL_INPUTS
 from optuna_nas.spaces import CellSpec
-from optuna_nas.spaces._cell import NUM_CELL_INPUTS
 
 
 class Cell(nn.Module):

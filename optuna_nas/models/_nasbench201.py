@@ -8,8 +8,8 @@ from torch import nn
 from optuna_nas.models._ops import ReLUConvBN
 from optuna_nas.models._ops import create_op
 from optuna_nas.models._registry import register_builder
+from optuna_nas.spaces import NB201_EDGES
 from optuna_nas.spaces import NASBench201Spec
-from optuna_nas.spaces._nasbench201 import NB201_EDGES
 
 #: The benchmark's fixed skeleton: stem channels and cells per stage.
 STEM_CHANNELS = 16

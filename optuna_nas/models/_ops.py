@@ -7,29 +7,37 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from optuna_nas._registry import Registry
+from optuna_nas.spaces import register_op_name
+
 OpFactory = Callable[[int, int], nn.Module]
-_OPS: dict[str, OpFactory] = {}
+_OPS: Registry[OpFactory] = Registry("op")
 
 
-def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
-    """Register ``factory(channels, stride) -> nn.Module`` under ``name``.
+def register_op(name: str, *, replace: bool = False) -> Callable[[OpFactory], OpFactory]:
+    """Register ``factory(channels, stride) -> nn.Module`` under ``name`` (a decorator), and declare
+    the name to the spaces (:func:`optuna_nas.spaces.register_op_name`) so that ``CellSpace(ops=...)``
+    and ``DAGCellSpace(ops=...)`` accept it.
+
+    The op maps ``channels`` to ``channels``; with ``stride=2`` it halves the height and width.
 
     Raises:
-        ValueError: ``name`` is already registered.
+        ValueError: ``name`` is taken by another factory and ``replace`` is false.
     """
 
     def decorator(factory: OpFactory) -> OpFactory:
-        if name in _OPS:
-            raise ValueError(f"name: op {name!r} is already registered.")
-        _OPS[name] = factory
+        if not callable(factory):
+            raise ValueError(f"factory: op {name!r} needs a callable factory(channels, stride), got {factory!r}.")
+        _OPS.register(name, factory, replace=replace)
+        register_op_name(name)
         return factory
 
     return decorator
 
 
-def known_ops() -> list[str]:
-    """Names of every registered op, sorted."""
-    return sorted(_OPS)
+def available_ops(pattern: str = "*") -> list[str]:
+    """Names of the ops :func:`create_op` can build, matching ``pattern`` (shell-style), sorted."""
+    return _OPS.names(pattern)
 
 
 def create_op(name: str, channels: int, stride: int = 1) -> nn.Module:
@@ -38,9 +46,7 @@ def create_op(name: str, channels: int, stride: int = 1) -> nn.Module:
     Raises:
         ValueError: ``name`` is not a registered op; the message lists the known ones.
     """
-    if name not in _OPS:
-        raise ValueError(f"op: unknown op {name!r}; known ops: {known_ops()}.")
-    return _OPS[name](channels, stride)
+    return _OPS.get(name)(channels, stride)
 
 
 class ReLUConvBN(nn.Sequential):

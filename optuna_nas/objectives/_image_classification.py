@@ -18,6 +18,7 @@ import optuna
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_one_of
+from optuna_nas.spaces import ArchitectureSpec
 from optuna_nas.spaces import Space
 
 if TYPE_CHECKING:
@@ -173,8 +174,8 @@ class ImageClassification:
         artifact_store: Any = None,
         progress_callbacks: Sequence[ProgressCallback] = (),
     ) -> None:
-        from optuna_nas.objectives._training import TrainingSettings
-        from optuna_nas.objectives._training import resolve_device
+        from optuna_nas.training import TrainingSettings
+        from optuna_nas.training import resolve_device
 
         if not isinstance(space, Space):
             raise ValueError(f"space must be an optuna_nas.spaces.Space, got {space!r}.")
@@ -237,7 +238,7 @@ class ImageClassification:
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         """The dataset's splits, moved to the device once and shared by every trial."""
-        from optuna_nas.objectives._training import prepare_images
+        from optuna_nas.training import prepare_images
 
         with self._resident_lock:
             if self._resident is None:
@@ -259,11 +260,11 @@ class ImageClassification:
         from optuna_nas.metrics import measure_latency
         from optuna_nas.models import build_model
         from optuna_nas.models import initialize_parameters
-        from optuna_nas.objectives._training import NonFiniteLossError
-        from optuna_nas.objectives._training import count_batches
-        from optuna_nas.objectives._training import evaluate
-        from optuna_nas.objectives._training import prepare_model
-        from optuna_nas.objectives._training import train
+        from optuna_nas.training import NonFiniteLossError
+        from optuna_nas.training import count_batches
+        from optuna_nas.training import evaluate
+        from optuna_nas.training import prepare_model
+        from optuna_nas.training import train
 
         spec = self.space.suggest(trial)
         trial.set_user_attr("spec", spec.to_dict())
@@ -355,7 +356,7 @@ class ImageClassification:
             return _result([math.nan] * len(self.objectives))
         measured["accuracy"] = curve[-1]
         if self.artifact_store is not None:
-            upload_trial_artifacts(trial, model, spec.to_dict(), self.artifact_store)
+            upload_trial_artifacts(trial, model, spec, self.artifact_store)
         return _result([float(measured[metric]) for metric in self.objectives])
 
     def _notify(self, trial: optuna.Trial, progress: TrainingProgress) -> None:
@@ -378,7 +379,7 @@ class ImageClassification:
                     )
 
 
-def upload_trial_artifacts(trial: optuna.Trial, model: Any, spec: dict[str, Any], artifact_store: Any) -> None:
+def upload_trial_artifacts(trial: optuna.Trial, model: Any, spec: ArchitectureSpec, artifact_store: Any) -> None:
     """Upload ``weights.npz`` (the state dict as plain arrays) and ``network.png`` for ``trial``."""
     import os
     import tempfile

@@ -37,7 +37,8 @@ class NASBench201:
     :mod:`optuna_nas.models` (CIFAR-10: 3x32x32 input, 10 classes; CIFAR-100: 100 classes;
     ImageNet16-120: 3x16x16 input, 120 classes), by ``benchmarks/nasbench201_costs.py``.
 
-    Recorded in ``trial.user_attrs``: ``arch`` (the benchmark's string form), ``spec_hash``, and the
+    Recorded in ``trial.user_attrs``: ``spec`` (the cell as JSON-safe data, as every objective records
+    it), ``arch`` (the benchmark's string form), ``spec_hash``, and the
     network's ``dataset``, ``input_shape`` and ``num_classes`` (so the cell can be exported).
 
     Args:
@@ -86,6 +87,7 @@ class NASBench201:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float, float]:
         spec = typing.cast(NASBench201Spec, self.space.suggest(trial))  # the NAS-Bench-201 space's spec
         arch = spec.arch_str
+        trial.set_user_attr("spec", spec.to_dict())
         trial.set_user_attr("arch", arch)
         trial.set_user_attr("spec_hash", spec.spec_hash)
         input_shape, num_classes = NB201_NETWORKS[self.dataset]

@@ -24,9 +24,6 @@ from optuna_nas.samplers._registry import available_samplers
 from optuna_nas.samplers._registry import create_sampler
 from optuna_nas.samplers._registry import register_sampler
 
-register_sampler("metaqnn", lambda *, seed, **options: MetaQNNSampler(seed=seed, **options))
-register_sampler("evolution", lambda *, seed, **options: AgingEvolutionSampler(seed=seed, **options))
-
 __all__ = [
     "DEFAULT_EPSILON_SCHEDULE",
     "PAPER_EPSILON_SCHEDULE",

@@ -16,6 +16,7 @@ from optuna_nas.samplers._base import NASSampler
 from optuna_nas.samplers._base import Plan
 from optuna_nas.samplers._dedup import DedupKey
 from optuna_nas.samplers._history import Episode
+from optuna_nas.samplers._registry import register_sampler
 
 SELECTIONS = ("reward", "pareto")
 
@@ -221,3 +222,6 @@ def _hypervolume_contributions(losses: np.ndarray, front: list[int]) -> np.ndarr
     scaled = (losses[front] - low) / np.where(high > low, high - low, 1.0)
     reference = np.full(losses.shape[1], 1.1)
     return np.asarray(moocore.hv_contributions(scaled, ref=reference, ignore_dominated=False), dtype=float)
+
+
+register_sampler("evolution", lambda *, seed, **options: AgingEvolutionSampler(seed=seed, **options))

@@ -18,6 +18,7 @@ from optuna_nas.samplers._base import Decision
 from optuna_nas.samplers._base import NASSampler
 from optuna_nas.samplers._dedup import DedupKey
 from optuna_nas.samplers._history import Episode
+from optuna_nas.samplers._registry import register_sampler
 
 StateFunction = Callable[[str, Mapping[str, Any]], Hashable]
 
@@ -241,3 +242,6 @@ def _check_schedule(schedule: Sequence[tuple[float, int]]) -> tuple[tuple[float,
             f"epsilon_schedule must be non-empty, with epsilons in [0, 1] and counts >= 1, got {schedule!r}."
         )
     return steps
+
+
+register_sampler("metaqnn", lambda *, seed, **options: MetaQNNSampler(seed=seed, **options))

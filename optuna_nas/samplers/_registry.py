@@ -7,22 +7,27 @@ from typing import Any
 
 import optuna
 
+from optuna_nas._registry import Registry
+
 SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
-_FACTORIES: dict[str, SamplerFactory] = {
-    "random": lambda *, seed, **_: optuna.samplers.RandomSampler(seed=seed),
-    "tpe": lambda *, seed, **_: optuna.samplers.TPESampler(seed=seed),
-    "nsga2": lambda *, seed, **_: optuna.samplers.NSGAIISampler(seed=seed),
-}
+_SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
 
 
-def register_sampler(name: str, factory: SamplerFactory) -> None:
-    """Make ``factory(seed=..., **options)`` available as ``name``."""
-    _FACTORIES[name] = factory
+def register_sampler(name: str, factory: SamplerFactory, *, replace: bool = False) -> SamplerFactory:
+    """Make ``factory(seed=..., **options)`` available to :func:`create_sampler` as ``name``.
+
+    Raises:
+        ValueError: ``name`` is taken by another factory and ``replace`` is false, or ``factory``
+            is not callable.
+    """
+    if not callable(factory):
+        raise ValueError(f"factory: sampler {name!r} needs a callable factory(seed=..., **options), got {factory!r}.")
+    return _SAMPLERS.register(name, factory, replace=replace)
 
 
-def available_samplers() -> list[str]:
-    """Every name :func:`create_sampler` accepts."""
-    return list(_FACTORIES)
+def available_samplers(pattern: str = "*") -> list[str]:
+    """Every name :func:`create_sampler` accepts that matches ``pattern`` (shell-style), sorted."""
+    return _SAMPLERS.names(pattern)
 
 
 def create_sampler(name: str, *, seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
@@ -34,6 +39,9 @@ def create_sampler(name: str, *, seed: int | None = None, **options: Any) -> opt
     Raises:
         ValueError: ``name`` is unknown; the message lists the available ones.
     """
-    if name not in _FACTORIES:
-        raise ValueError(f"sampler must be one of {available_samplers()}, got {name!r}.")
-    return _FACTORIES[name](seed=seed, **options)
+    return _SAMPLERS.get(name)(seed=seed, **options)
+
+
+register_sampler("random", lambda *, seed, **_: optuna.samplers.RandomSampler(seed=seed))
+register_sampler("tpe", lambda *, seed, **_: optuna.samplers.TPESampler(seed=seed))
+register_sampler("nsga2", lambda *, seed, **_: optuna.samplers.NSGAIISampler(seed=seed))

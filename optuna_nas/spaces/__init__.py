@@ -1,12 +1,18 @@
-"""Search spaces: architectures as define-by-run ``trial.suggest_*`` calls, and their specs."""
+"""Search spaces: architectures as define-by-run ``trial.suggest_*`` calls, and their specs.
+
+Every space and spec type is registered where it is defined (:func:`register_space`,
+:func:`register_spec`), and so is every op name a cell may choose (:func:`register_op_name`):
+:func:`create_space`, :func:`spec_from_dict` and the cell spaces' op checks see the built-in ones
+and yours alike, without importing torch.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
+from optuna_nas.spaces._base import ArchitectureGraph
 from optuna_nas.spaces._base import ArchitectureSpec
 from optuna_nas.spaces._base import Decider
 from optuna_nas.spaces._base import Space
+from optuna_nas.spaces._cell import NUM_CELL_INPUTS
 from optuna_nas.spaces._cell import PNAS_OPS
 from optuna_nas.spaces._cell import CellBlock
 from optuna_nas.spaces._cell import CellSpace
@@ -20,41 +26,26 @@ from optuna_nas.spaces._chain import representation_bucket
 from optuna_nas.spaces._dag import NB101_OPS
 from optuna_nas.spaces._dag import DAGCellSpace
 from optuna_nas.spaces._dag import DAGCellSpec
+from optuna_nas.spaces._nasbench201 import NB201_EDGES
 from optuna_nas.spaces._nasbench201 import NB201_OPS
 from optuna_nas.spaces._nasbench201 import NASBench201Space
 from optuna_nas.spaces._nasbench201 import NASBench201Spec
-
-_SPEC_TYPES = {cls.space: cls for cls in (ChainSpec, CellSpec, NASBench201Spec, DAGCellSpec)}
-_SPACE_TYPES = {cls.name: cls for cls in (ChainSpace, CellSpace, NASBench201Space, DAGCellSpace)}
-
-
-def spec_from_dict(data: dict[str, Any]) -> ArchitectureSpec:
-    """Rebuild a spec from :meth:`ArchitectureSpec.to_dict` output.
-
-    Raises:
-        ValueError: ``data`` names no known space.
-    """
-    kind = data.get("space") if isinstance(data, dict) else None
-    if kind not in _SPEC_TYPES:
-        raise ValueError(f"data['space'] must be one of {sorted(_SPEC_TYPES)}, got {kind!r}.")
-    return _SPEC_TYPES[kind].from_dict(data)
-
-
-def create_space(name: str, **kwargs: Any) -> Space:
-    """Make a space by its short name (``chain``, ``cell``, ``nb201`` or ``dag``).
-
-    Raises:
-        ValueError: ``name`` is not a known space.
-    """
-    if name not in _SPACE_TYPES:
-        raise ValueError(f"space must be one of {sorted(_SPACE_TYPES)}, got {name!r}.")
-    return _SPACE_TYPES[name](**kwargs)
-
+from optuna_nas.spaces._registry import available_op_names
+from optuna_nas.spaces._registry import available_spaces
+from optuna_nas.spaces._registry import check_op_names
+from optuna_nas.spaces._registry import create_space
+from optuna_nas.spaces._registry import register_op_name
+from optuna_nas.spaces._registry import register_space
+from optuna_nas.spaces._registry import register_spec
+from optuna_nas.spaces._registry import spec_from_dict
 
 __all__ = [
     "NB101_OPS",
+    "NB201_EDGES",
     "NB201_OPS",
+    "NUM_CELL_INPUTS",
     "PNAS_OPS",
+    "ArchitectureGraph",
     "ArchitectureSpec",
     "CellBlock",
     "CellSpace",
@@ -68,9 +59,15 @@ __all__ = [
     "NASBench201Space",
     "NASBench201Spec",
     "Space",
+    "available_op_names",
+    "available_spaces",
+    "check_op_names",
     "conv_output_size",
     "create_space",
     "pool_output_size",
+    "register_op_name",
+    "register_space",
+    "register_spec",
     "representation_bucket",
     "spec_from_dict",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -14,22 +15,56 @@ import optuna
 from optuna_nas._decided import mark_decided
 
 
+@dataclasses.dataclass(frozen=True)
+class ArchitectureGraph:
+    """An architecture as a picture sees it: labelled nodes, labelled edges between them, a title.
+
+    Nodes are drawn left to right in their order; an edge ``(source, target, label)`` joins two node
+    indices (``label`` may be empty).
+    """
+
+    nodes: tuple[str, ...]
+    edges: tuple[tuple[int, int, str], ...]
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.nodes) == 0:
+            raise ValueError("nodes must hold at least one node, got ().")
+        for edge in self.edges:
+            if len(edge) != 3 or not all(isinstance(end, int) and 0 <= end < len(self.nodes) for end in edge[:2]):
+                raise ValueError(
+                    f"edges: {edge!r} must be (source, target, label) with node indices < {len(self.nodes)}."
+                )
+
+
 class ArchitectureSpec(abc.ABC):
     """A pure, JSON-serialisable description of one architecture.
 
     Specs hold data only: building a network from a spec is the job of
-    :mod:`optuna_nas.models`.
+    :mod:`optuna_nas.models`. A spec type of a new space is registered with
+    :func:`optuna_nas.spaces.register_spec` so that trials' specs can be read back.
     """
 
     space: str = ""
 
     @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        """Return the spec as JSON-safe data, tagged with its space's name."""
+        """Return the spec as JSON-safe data, tagged with its space's name (``"space"``)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchitectureSpec:
+        """Rebuild the spec from :meth:`to_dict` output."""
 
     @abc.abstractmethod
     def summary(self) -> str:
         """A one-line, human-readable description (shown in tables and the dashboard)."""
+
+    def graph(self) -> ArchitectureGraph:
+        """The architecture as nodes and edges, for :func:`optuna_nas.analysis.draw_architecture`.
+        The default is input, the :meth:`summary`, output; spaces whose specs are graphs say more.
+        """
+        return ArchitectureGraph(nodes=("input", self.summary(), "output"), edges=((0, 1, ""), (1, 2, "")))
 
     def canonical_dict(self) -> dict[str, Any]:
         """Return the form that equivalent architectures share (used for the hash)."""

@@ -7,9 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from optuna_nas._validation import check_int
+from optuna_nas.spaces._base import ArchitectureGraph
 from optuna_nas.spaces._base import ArchitectureSpec
 from optuna_nas.spaces._base import Decider
 from optuna_nas.spaces._base import Space
+from optuna_nas.spaces._registry import check_op_names
+from optuna_nas.spaces._registry import register_op_name
+from optuna_nas.spaces._registry import register_space
+from optuna_nas.spaces._registry import register_spec
 
 #: The 8-op set of PNAS, by the names the model builder's op registry knows them by.
 PNAS_OPS = (
@@ -22,6 +27,9 @@ PNAS_OPS = (
     "max_pool_3x3",
     "dil_conv_3x3",
 )
+
+for _op in PNAS_OPS:
+    register_op_name(_op)
 
 #: Inputs 0 and 1 of every block are the outputs of the cells two back and one back.
 NUM_CELL_INPUTS = 2
@@ -44,6 +52,7 @@ class CellBlock:
         return dataclasses.asdict(self)
 
 
+@register_spec
 @dataclasses.dataclass(frozen=True)
 class CellSpec(ArchitectureSpec):
     """A cell and the macro skeleton it is stacked in.
@@ -93,6 +102,16 @@ class CellSpec(ArchitectureSpec):
         blocks = "; ".join(f"{b.op_a}({b.input_a}) + {b.op_b}({b.input_b})" for b in self.blocks)
         return f"{len(self.blocks)} blocks [{blocks}], {self.stages}x{self.cells_per_stage} cells, C={self.channels}"
 
+    def graph(self) -> ArchitectureGraph:
+        nodes = ["cell k-2", "cell k-1"] + [f"block {j}" for j in range(len(self.blocks))] + ["output"]
+        edges = []
+        for j, block in enumerate(self.blocks):
+            edges.append((block.input_a, NUM_CELL_INPUTS + j, block.op_a))
+            edges.append((block.input_b, NUM_CELL_INPUTS + j, block.op_b))
+        edges += [(NUM_CELL_INPUTS + j, len(nodes) - 1, "") for j in self.unused_blocks]
+        title = f"cell of {len(self.blocks)} blocks, {self.stages} stages x {self.cells_per_stage} cells"
+        return ArchitectureGraph(nodes=tuple(nodes), edges=tuple(edges), title=title)
+
     def canonical_dict(self) -> dict[str, Any]:
         # The two halves of a block are summed, so their order does not matter.
         data = self.to_dict()
@@ -109,6 +128,7 @@ class CellSpec(ArchitectureSpec):
         )
 
 
+@register_space
 class CellSpace(Space):
     """PNAS cells: ``num_blocks`` blocks, each summing two ops applied to two chosen inputs.
 
@@ -120,7 +140,9 @@ class CellSpace(Space):
     Args:
         max_blocks: Most blocks in a cell (PNAS uses 5).
         min_blocks: Fewest blocks in a cell.
-        ops: Op names to choose from; the default is the 8-op PNAS set.
+        ops: Op names to choose from, among :func:`~optuna_nas.spaces.available_op_names` (the
+            built-in ops and those added with :func:`optuna_nas.models.register_op`); the default
+            is the 8-op PNAS set.
         cells_per_stage: Normal cells stacked per stage (PNAS's N).
         stages: Stages, separated by stride-2 reduction cells.
         channels: Channels of the first stage; doubled at each reduction.
@@ -145,14 +167,7 @@ class CellSpace(Space):
         self.min_blocks = check_int("min_blocks", min_blocks, minimum=1)
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks must be <= max_blocks={max_blocks}, got {min_blocks!r}.")
-        if isinstance(ops, str) or not isinstance(ops, Sequence) or len(ops) == 0:
-            raise ValueError(f"ops must be a non-empty sequence of op names, got {ops!r}.")
-        unknown = [op for op in ops if op not in PNAS_OPS]
-        if unknown:
-            raise ValueError(f"ops: unknown op(s) {unknown!r}; known ops: {list(PNAS_OPS)}.")
-        if len(set(ops)) != len(ops):
-            raise ValueError(f"ops must not repeat an op, got {list(ops)!r}.")
-        self.ops = tuple(ops)
+        self.ops = check_op_names(ops)
         self.cells_per_stage = check_int("cells_per_stage", cells_per_stage, minimum=1)
         self.stages = check_int("stages", stages, minimum=1)
         self.channels = check_int("channels", channels, minimum=1)

@@ -10,9 +10,12 @@ from typing import Any
 
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_int_choices
+from optuna_nas.spaces._base import ArchitectureGraph
 from optuna_nas.spaces._base import ArchitectureSpec
 from optuna_nas.spaces._base import Decider
 from optuna_nas.spaces._base import Space
+from optuna_nas.spaces._registry import register_space
+from optuna_nas.spaces._registry import register_spec
 
 CONV = "conv"
 MAX_POOL = "max_pool"
@@ -89,6 +92,7 @@ class ChainLayer:
         return self.type
 
 
+@register_spec
 @dataclasses.dataclass(frozen=True)
 class ChainSpec(ArchitectureSpec):
     """A chain of layers followed by a linear classifier.
@@ -116,11 +120,27 @@ class ChainSpec(ArchitectureSpec):
     def summary(self) -> str:
         return " > ".join(layer.summary() for layer in self.layers)
 
+    def graph(self) -> ArchitectureGraph:
+        nodes = ("input", *(_layer_label(layer) for layer in self.layers), "classifier")
+        return ArchitectureGraph(
+            nodes=nodes, edges=tuple((i, i + 1, "") for i in range(len(nodes) - 1)), title="layer chain"
+        )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChainSpec:
         return cls(layers=tuple(ChainLayer(**layer) for layer in data["layers"]))
 
 
+def _layer_label(layer: ChainLayer) -> str:
+    if layer.type == CONV:
+        stride = "/2" if layer.stride and layer.stride > 1 else ""
+        return f"conv {layer.kernel}x{layer.kernel}{stride}\n{layer.filters} filters"
+    if layer.type == FC:
+        return f"fc {layer.units}"
+    return layer.type.replace("_", " ")
+
+
+@register_space
 class ChainSpace(Space):
     """Layer-by-layer CNNs with MetaQNN's legality rules.
 

@@ -11,13 +11,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from optuna_nas._validation import check_int
+from optuna_nas.spaces._base import ArchitectureGraph
 from optuna_nas.spaces._base import ArchitectureSpec
 from optuna_nas.spaces._base import Decider
 from optuna_nas.spaces._base import Space
 from optuna_nas.spaces._base import _RecordingDecider
+from optuna_nas.spaces._registry import check_op_names
+from optuna_nas.spaces._registry import register_op_name
+from optuna_nas.spaces._registry import register_space
+from optuna_nas.spaces._registry import register_spec
 
 #: The three NAS-Bench-101 ops, by the benchmark's names and in its order (which its hash labels follow).
 NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+for _op in NB101_OPS:
+    register_op_name(_op)
 INPUT = "input"
 OUTPUT = "output"
 
@@ -87,6 +94,7 @@ def live_vertices(matrix: Sequence[Sequence[int]]) -> list[int]:
     return [v for v in range(n) if from_input[v] and to_output[v]]
 
 
+@register_spec
 @dataclasses.dataclass(frozen=True)
 class DAGCellSpec(ArchitectureSpec):
     """A NAS-Bench-101 cell (its adjacency matrix and one op per vertex) and the skeleton it is stacked in.
@@ -222,6 +230,14 @@ class DAGCellSpec(ArchitectureSpec):
             parts.append(f"{name} <- {sources or '-'}")
         return f"{n} nodes, {self.num_edges} edges: " + "; ".join(parts)
 
+    def graph(self) -> ArchitectureGraph:
+        short = [op.removesuffix("-bn-relu") for op in self.ops]  # every conv of the cell is conv-BN-ReLU
+        last = len(short) - 1
+        nodes = tuple(op if v in (0, last) else f"{v}: {op}" for v, op in enumerate(short))
+        edges = tuple((i, j, "") for i, row in enumerate(self.matrix) for j, on in enumerate(row) if on)
+        title = f"NAS-Bench-101 cell, {self.stacks} stacks x {self.cells_per_stack} cells"
+        return ArchitectureGraph(nodes=nodes, edges=edges, title=title)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DAGCellSpec:
         return cls(
@@ -259,6 +275,7 @@ def _check_matrix(matrix: Any) -> tuple[tuple[int, ...], ...]:
     return tuple(checked)
 
 
+@register_space
 class DAGCellSpace(Space):
     """NAS-Bench-101 cells: a DAG of up to ``max_nodes`` nodes and ``max_edges`` edges, one op per inner node.
 
@@ -285,8 +302,8 @@ class DAGCellSpace(Space):
     Args:
         max_nodes: Most nodes of a cell, the input and output included (NAS-Bench-101: 7).
         max_edges: Most edges of a cell (NAS-Bench-101: 9).
-        ops: Op names the inner nodes choose from, names the model builder's op registry knows
-            (:func:`optuna_nas.models.known_ops`; the three NAS-Bench-101 ops are among them).
+        ops: Op names the inner nodes choose from, among :func:`~optuna_nas.spaces.available_op_names`
+            (the built-in ops and those added with :func:`optuna_nas.models.register_op`).
         stem_channels: Channels of the stem and the first stack (NAS-Bench-101: 128; the default
             suits small images on a CPU). At least ``max_nodes - 2``.
         stacks: Stacks of cells, with down-sampling and channel doubling between them (NAS-Bench-101: 3).
@@ -318,14 +335,9 @@ class DAGCellSpace(Space):
     ) -> None:
         self.max_nodes = check_int("max_nodes", max_nodes, minimum=2)
         self.max_edges = check_int("max_edges", max_edges, minimum=1)
-        if isinstance(ops, str) or not isinstance(ops, Sequence) or len(ops) == 0:
-            raise ValueError(f"ops must be a non-empty sequence of op names, got {ops!r}.")
-        for op in ops:
-            if not isinstance(op, str) or not op or op in (INPUT, OUTPUT):
-                raise ValueError(f"ops must hold op names other than {INPUT!r} and {OUTPUT!r}, got {list(ops)!r}.")
-        if len(set(ops)) != len(ops):
-            raise ValueError(f"ops must not repeat an op, got {list(ops)!r}.")
-        self.ops = tuple(ops)
+        if isinstance(ops, Sequence) and not isinstance(ops, str) and (INPUT in ops or OUTPUT in ops):
+            raise ValueError(f"ops must hold op names other than {INPUT!r} and {OUTPUT!r}, got {list(ops)!r}.")
+        self.ops = check_op_names(ops)
         self.stem_channels = check_int("stem_channels", stem_channels, minimum=max(1, self.max_nodes - 2))
         self.stacks = check_int("stacks", stacks, minimum=1)
         self.cells_per_stack = check_int("cells_per_stack", cells_per_stack, minimum=1)

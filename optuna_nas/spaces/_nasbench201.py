@@ -5,12 +5,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from optuna_nas.spaces._base import ArchitectureGraph
 from optuna_nas.spaces._base import ArchitectureSpec
 from optuna_nas.spaces._base import Decider
 from optuna_nas.spaces._base import Space
+from optuna_nas.spaces._registry import register_op_name
+from optuna_nas.spaces._registry import register_space
+from optuna_nas.spaces._registry import register_spec
 
 #: The five NAS-Bench-201 ops, in the benchmark's order.
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+for _op in NB201_OPS:
+    register_op_name(_op)
 
 #: The six edges as (to_node, from_node), in the order of the benchmark's arch strings.
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -21,6 +28,7 @@ def edge_param_name(to_node: int, from_node: int) -> str:
     return f"edge_{from_node}_to_{to_node}"
 
 
+@register_spec
 @dataclasses.dataclass(frozen=True)
 class NASBench201Spec(ArchitectureSpec):
     """A NAS-Bench-201 cell: one op per edge, in :data:`NB201_EDGES` order.
@@ -68,6 +76,12 @@ class NASBench201Spec(ArchitectureSpec):
     def to_dict(self) -> dict[str, Any]:
         return {"space": self.space, "ops": list(self.ops), "arch": self.arch_str}
 
+    def graph(self) -> ArchitectureGraph:
+        edges = tuple((src, dst, op) for (dst, src), op in zip(NB201_EDGES, self.ops, strict=True) if op != "none")
+        return ArchitectureGraph(
+            nodes=("node 0 (in)", "node 1", "node 2", "node 3 (out)"), edges=edges, title="NAS-Bench-201 cell"
+        )
+
     def summary(self) -> str:
         return self.arch_str
 
@@ -105,6 +119,7 @@ class NASBench201Spec(ArchitectureSpec):
         return cls(ops=tuple(data["ops"]))
 
 
+@register_space
 class NASBench201Space(Space):
     """The NAS-Bench-201 search space: 5 ** 6 = 15,625 cells.
 

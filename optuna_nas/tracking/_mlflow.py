@@ -257,15 +257,16 @@ class MLflowTracker:
         tags.append(RunTag("optuna.trial_state", trial.state.name))
         client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
         spec = trial.user_attrs.get("spec")
-        if spec is None and "arch" in trial.user_attrs:
-            from optuna_nas.spaces import NASBench201Spec
-
-            spec = NASBench201Spec.from_arch_str(trial.user_attrs["arch"]).to_dict()
         if spec is not None:
             from optuna_nas.analysis import draw_architecture
 
             client.log_text(run_id, json.dumps(spec, indent=2), "spec.json")
-            client.log_figure(run_id, draw_architecture(spec), "network.png")
+            try:
+                figure = draw_architecture(spec)
+            except ValueError:  # a spec type this process has not registered: its JSON is logged
+                figure = None
+            if figure is not None:
+                client.log_figure(run_id, figure, "network.png")
         client.set_terminated(run_id, _STATUS.get(trial.state, "FAILED"))
 
 

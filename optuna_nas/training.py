@@ -1,4 +1,19 @@
-"""The training loop the objectives share: minibatch SGD over tensors resident on the device."""
+"""The training loop: minibatch training over image tensors resident on the device.
+
+The objectives train every candidate with :func:`train`, and ``analysis.export`` retrains with it;
+it is public so that a found architecture can be trained the same way by hand:
+
+    >>> import torch
+    >>> from optuna_nas import models, spaces, training
+    >>> spec = spaces.ChainSpec(layers=(spaces.ChainLayer(type="fc", units=8),))
+    >>> model = models.build_model(spec, input_shape=(1, 8, 8), num_classes=3)
+    >>> x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 3, (32,))
+    >>> curve = training.train(model, x, y, x, y, training.TrainingSettings(epochs=2, batch_size=8), seed=0)
+    >>> len(curve), all(0.0 <= accuracy <= 1.0 for accuracy in curve)
+    (2, True)
+
+Importing this module imports torch.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +70,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def make_optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
+    """The optimizer ``settings`` name (``adam``, ``sgd`` with Nesterov momentum 0.9, ``adamw``) over ``model``."""
     params = model.parameters()
     if settings.optimizer == "sgd":
         return torch.optim.SGD(
