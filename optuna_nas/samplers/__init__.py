@@ -1,14 +1,15 @@
 """The NAS controllers as Optuna samplers, the base to write more, and Optuna's samplers by name.
 
 ``create_sampler(name, seed=...)`` makes any of them by the name the ``optuna-nas`` command and the
-benchmarks use: Optuna's ``random``, ``tpe`` and ``nsga2``, and the project's ``metaqnn`` and
-``evolution``. :class:`NASSampler` is the public base of the project's samplers: subclass it (with
+benchmarks use: Optuna's ``random``, ``tpe`` and ``nsga2``, and the project's ``metaqnn``,
+``evolution`` and ``reinforce``. :class:`NASSampler` is the public base of the project's samplers: subclass it (with
 :class:`Decision`, :class:`Plan`, :class:`Episode`, :class:`ActionSpace`) to write a controller.
 """
 
 from __future__ import annotations
 
 from optuna_nas._decided import mark_decided
+from optuna_nas.samplers import controllers
 from optuna_nas.samplers import rewards
 from optuna_nas.samplers._actions import ActionSpace
 from optuna_nas.samplers._base import Decision
@@ -23,6 +24,8 @@ from optuna_nas.samplers._metaqnn import MetaQNNSampler
 from optuna_nas.samplers._registry import available_samplers
 from optuna_nas.samplers._registry import create_sampler
 from optuna_nas.samplers._registry import register_sampler
+from optuna_nas.samplers._reinforce import ENASSampler
+from optuna_nas.samplers._reinforce import ReinforceSampler
 
 __all__ = [
     "DEFAULT_EPSILON_SCHEDULE",
@@ -30,12 +33,15 @@ __all__ = [
     "ActionSpace",
     "AgingEvolutionSampler",
     "Decision",
+    "ENASSampler",
     "Episode",
     "MetaQNNSampler",
     "NASSampler",
     "Plan",
+    "ReinforceSampler",
     "RewardLedger",
     "available_samplers",
+    "controllers",
     "create_sampler",
     "mark_decided",
     "register_sampler",

@@ -16,6 +16,7 @@ from optuna_nas.samplers import create_sampler
 SMALL = {
     "metaqnn": {"epsilon_schedule": ((1.0, 10), (0.3, 10), (0.1, 1)), "replay": 20},
     "evolution": {"population_size": 8, "sample_size": 4},
+    "reinforce": {"replay": 4, "hidden_size": 8},
 }
 
 

@@ -31,11 +31,19 @@ def paused_nb201(trial: optuna.Trial) -> float:
 
 
 def learned_summary(sampler, study) -> object:
-    """The learned state in JSON-comparable form (Q-table, or the population's trial numbers)."""
-    name = type(sampler).__name__
-    if name == "MetaQNNSampler":
+    """The learned state in JSON-comparable form (Q-table, the population's trial numbers, or the
+    controller's weights, bit for bit, with its baseline)."""
+    if name_of(sampler) == "metaqnn":
         return sampler.q_table(study)
+    if name_of(sampler) == "reinforce":
+        state = sampler.learned_state(study)
+        weights = {name: value.numpy().tobytes().hex() for name, value in state["parameters"].items()}
+        return {"weights": weights, "baseline": state["baseline"], "memory": len(state["memory"])}
     return [member.number for member in sampler.population(study)]
+
+
+def name_of(sampler) -> str:
+    return {"MetaQNNSampler": "metaqnn", "ReinforceSampler": "reinforce"}.get(type(sampler).__name__, "evolution")
 
 
 def main() -> None:

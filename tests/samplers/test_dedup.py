@@ -11,7 +11,7 @@ from optuna_nas import spaces
 from optuna_nas.samplers import create_sampler
 from optuna_nas.samplers import mark_decided
 
-SAMPLERS = ["metaqnn", "evolution"]
+SAMPLERS = ["metaqnn", "evolution", "reinforce"]
 
 
 def _tiny(trial):

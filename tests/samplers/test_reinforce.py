@@ -1,0 +1,188 @@
+"""The REINFORCE controller: it learns, it is the same in every process, and it follows the policy it learned."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+import torch
+from _helpers import nb201_score
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import IntDistribution
+from optuna.testing.pytest_samplers import BasicSamplerTestCase
+from optuna.testing.pytest_samplers import MultiObjectiveSamplerTestCase
+
+from optuna_nas import objectives
+from optuna_nas import spaces
+from optuna_nas.samplers import ENASSampler
+from optuna_nas.samplers import ReinforceSampler
+from optuna_nas.samplers import controllers
+from optuna_nas.samplers import rewards
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class TestReinforceSharedSuite(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
+    @pytest.fixture
+    def sampler(self):
+        return lambda: ReinforceSampler(seed=0, replay=2, hidden_size=8)
+
+
+BEST = ["c", "a", "d", "b"]
+CHOICES = ["a", "b", "c", "d"]
+
+
+def _matches(trial):
+    return sum(trial.suggest_categorical(f"x{i}", CHOICES) == best for i, best in enumerate(BEST)) / len(BEST)
+
+
+def test_the_controller_learns_the_best_sequence():
+    # One choice per decision is best; without the probability floor (which caps each step at
+    # (1 + 0.05) / (1 + 4 * 0.05) = 0.875) the policy can become sure of it. Documented budget:
+    # within 100 trials the best sequence's probability passes 0.9.
+    sampler = ReinforceSampler(seed=0, learning_rate=0.005, probability_floor=0.0, avoid_duplicates=False)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    distributions = {f"x{i}": CategoricalDistribution(CHOICES) for i in range(len(BEST))}
+    best = {f"x{i}": choice for i, choice in enumerate(BEST)}
+    before = sampler.sequence_probability(study, best, distributions)
+    study.optimize(_matches, n_trials=100)
+    after = sampler.sequence_probability(study, best, distributions)
+    assert before < 0.01 < 0.9 < after
+    assert sum(t.value for t in study.trials[-20:]) > sum(t.value for t in study.trials[:20])
+
+
+def test_what_it_proposes_follows_the_learned_policy():
+    # Trials asked and not yet told leave the learned state as it is: their first decisions are
+    # draws from one distribution, which must be the policy's.
+    sampler = ReinforceSampler(seed=1, learning_rate=0.005, probability_floor=0.0, avoid_duplicates=False)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_matches, n_trials=40)
+    state = sampler.learned_state(study)
+    probabilities = sampler.policy.probabilities(state["parameters"], [], controllers.decision_key("x0", len(CHOICES)))
+    assert probabilities.max() > 0.4  # it learned something to compare against
+    draws = [study.ask({"x0": CategoricalDistribution(CHOICES)}).params["x0"] for _ in range(400)]
+    for choice, p in zip(CHOICES, probabilities, strict=True):
+        assert abs(draws.count(choice) / 400 - p) < 0.08
+
+
+def test_floor_keeps_every_action_reachable():
+    sampler = ReinforceSampler(seed=0, learning_rate=0.05, probability_floor=0.05, avoid_duplicates=False)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_matches, n_trials=60)
+    state = sampler.learned_state(study)
+    p = sampler.policy.probabilities(state["parameters"], [], controllers.decision_key("x0", 4))
+    assert p.min() >= 0.05 / (1 + 4 * 0.05) - 1e-12
+    assert abs(p.sum() - 1) < 1e-12
+
+
+def _weights_digest(state):
+    digest = hashlib.sha256()
+    for name in sorted(state["parameters"]):
+        digest.update(name.encode())
+        digest.update(state["parameters"][name].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_replayed_weights_are_bit_identical_in_other_processes(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(
+        storage=storage, study_name="s", direction="maximize", sampler=ReinforceSampler(seed=3, hidden_size=8)
+    )
+    study.optimize(nb201_score, n_trials=30)
+    here = _weights_digest(study.sampler.learned_state(study))
+    fresh = ReinforceSampler(seed=3, hidden_size=8)
+    assert _weights_digest(fresh.learned_state(study)) == here
+    script = (
+        "import sys, torch, optuna, hashlib; torch.set_num_threads(int(sys.argv[2]));"
+        "from optuna_nas.samplers import ReinforceSampler;"
+        "study = optuna.load_study(storage=sys.argv[1], study_name='s');"
+        "state = ReinforceSampler(seed=3, hidden_size=8).learned_state(study);"
+        "d = hashlib.sha256();"
+        "weights = state['parameters'];"
+        "[(d.update(n.encode()), d.update(weights[n].numpy().tobytes())) for n in sorted(weights)];"
+        "print(d.hexdigest())"
+    )
+    for threads in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", script, storage, threads],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": threads},
+        )
+        assert out.stdout.strip() == here
+
+
+def test_variable_length_architectures_and_wide_ranges():
+    space = spaces.ChainSpace(max_layers=4, input_size=8)
+    sampler = ReinforceSampler(seed=0, hidden_size=8, replay=2, dedup_key=space.dedup_key)
+
+    def objective(trial):
+        spec = space.suggest(trial)
+        width = trial.suggest_int("width", 1, 1000)  # wide: bucketed into bins
+        return len(spec.layers) / 10 + width / 1e4
+
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=25)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    lengths = {len(spaces.ChainSpec.from_dict(space.spec_from_params(t.params).to_dict()).layers) for t in study.trials}
+    assert len(lengths) > 1
+    state = sampler.learned_state(study)
+    width_key = controllers.decision_key("width", sampler.actions(IntDistribution(1, 1000)).size)
+    assert f"head/{width_key}/weight" in state["parameters"]
+
+
+def test_the_seeds_multi_objective_reward_is_rewards_linear():
+    objective = objectives.NASBench201(objectives.DEFAULT_TABLE, "cifar10", multi_objective=True)
+    sampler = ReinforceSampler(seed=0, reward=rewards.linear([1.0, 1e-3, 1e-3]))
+    study = optuna.create_study(directions=objective.directions, sampler=sampler)
+    study.optimize(objective, n_trials=5)
+    episodes = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(episodes) == 5 and study.sampler.learned_state(study)["baseline"] is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"baseline_decay": 1.0}, "baseline_decay"),
+        ({"entropy_weight": -1}, "entropy_weight"),
+        ({"probability_floor": -0.1}, "probability_floor"),
+        ({"replay": -1}, "replay"),
+        ({"replay": 10**9}, "replay"),
+        ({"hidden_size": 0}, "hidden_size"),
+        ({"temperature": 0}, "temperature"),
+        ({"tanh_constant": -1}, "tanh_constant"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ReinforceSampler(**kwargs)
+
+
+def test_enas_settings():
+    sampler = ENASSampler(seed=0)
+    assert sampler.policy.tanh_constant == 2.5 and sampler.policy.temperature == 5.0
+    assert sampler.policy.hidden_size == 64 and sampler.policy.probability_floor == 0.0
+
+
+def test_importing_the_samplers_does_not_import_torch():
+    code = "import sys, optuna_nas.samplers; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_state_copies_do_not_share_changes():
+    sampler = ReinforceSampler(seed=0, hidden_size=4)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(nb201_score, n_trials=6)
+    state = sampler.learned_state(study)
+    before = json.dumps({k: v.tolist() for k, v in state["parameters"].items()})
+    copy = sampler.copy_state(state)
+    sampler._step(copy, [(tuple(sampler.steps_of(study.trials[0].params, study.trials[0].distributions)), 1.0)])
+    assert json.dumps({k: v.tolist() for k, v in state["parameters"].items()}) == before
+    assert not torch.equal(copy["parameters"]["start"], state["parameters"]["start"])
