@@ -1,4 +1,4 @@
-"""The ``optuna-nas`` command: search, worker, pareto, export, qtable, dashboard."""
+"""The ``optuna-nas`` command: search, worker, recover, pareto, export, qtable, dashboard."""
 
 from __future__ import annotations
 
@@ -28,9 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     from optuna_nas import __version__
     from optuna_nas.analysis import EXPORT_FORMATS
     from optuna_nas.cli._dashboard import dashboard
+    from optuna_nas.cli._recover import recover
     from optuna_nas.cli._report import export
     from optuna_nas.cli._report import pareto
     from optuna_nas.cli._report import qtable
+    from optuna_nas.cli._search import DEFAULT_HEARTBEAT_INTERVAL
+    from optuna_nas.cli._search import add_heartbeat_argument
     from optuna_nas.cli._search import add_search_arguments
     from optuna_nas.cli._search import search
     from optuna_nas.cli._search import worker
@@ -71,7 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
         "a relative one saved by an older version is taken from the current folder)",
     )
     p.add_argument("--no-progress", action="store_true", help="show no progress bar")
+    add_heartbeat_argument(p)
     p.set_defaults(run=worker)
+
+    p = command("recover", "fail the running trials of a study whose worker is gone (killed, lost)")
+    p.add_argument("--storage", required=True, help=_STORAGE_HELP)
+    p.add_argument("--study-name", required=True, help="the study to recover")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        help="seconds a running trial may stay silent: it is failed when its last heartbeat (RDB storages with "
+        "heartbeats), or else its start, is older; 0 fails every running trial at once, for when no worker is "
+        "left (default: only trials whose heartbeat stopped for twice --heartbeat-interval; trials without "
+        "heartbeats, as on a journal storage, are left running)",
+    )
+    p.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=DEFAULT_HEARTBEAT_INTERVAL,
+        help="the workers' --heartbeat-interval, for the grace period when --grace is not given",
+    )
+    p.set_defaults(run=recover)
 
     def add_study(p: argparse.ArgumentParser) -> None:
         p.add_argument("--storage", required=True, help=_STORAGE_HELP)
@@ -154,7 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a command that stopped reading
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        from optuna_nas.cli._search import Stopped
+
+        if isinstance(interrupt, Stopped):  # SIGTERM: the trials it cut short are failed with the reason
+            print(f"optuna-nas: {interrupt}; finished trials are in the storage", file=sys.stderr)
+            return interrupt.exit_status
         print("optuna-nas: interrupted; finished trials are in the storage", file=sys.stderr)
         return 130
 

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import warnings
 from typing import Any
 
 import optuna
@@ -28,9 +29,21 @@ class CommandError(Exception):
     """A user error: printed as one line, exit code 2, no traceback."""
 
 
-def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str, *, must_exist: bool = False, heartbeat_interval: int | None = None
+) -> optuna.storages.BaseStorage:
     """An RDB storage for a URL (``sqlite:///...``, ``postgresql://...``), a journal storage for a
     file path ending in ``.log`` or ``.journal``.
+
+    Args:
+        url: The storage URL or journal file.
+        must_exist: Refuse a SQLite database or journal file that does not exist yet.
+        heartbeat_interval: Seconds between the heartbeats of each running trial, on an RDB
+            storage (Optuna's heartbeat). ``None``: no heartbeat. A journal storage has no
+            heartbeat and ignores it. The commands fail a trial silent for twice the interval, with
+            the reason, just before Optuna's own check, which every worker runs as it begins a
+            trial; that one waits a second longer (the database's clock may have 1 s steps), so it
+            is only a backstop.
 
     Raises:
         CommandError: The storage cannot be opened, or (``must_exist``) a file it names is missing.
@@ -53,7 +66,13 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
             path = url[len("sqlite:///") :]
             if not os.path.exists(path):
                 raise CommandError(f"--storage {url!r}: no database at {path!r}.")
-        return optuna.storages.RDBStorage(url)
+        if heartbeat_interval is None:
+            return optuna.storages.RDBStorage(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat_interval, grace_period=2 * heartbeat_interval + 1
+            )
     except CommandError:
         raise
     except Exception as error:  # noqa: BLE001 - any driver error means the same to the user
@@ -61,13 +80,26 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
         raise CommandError(f"--storage {url!r} cannot be opened: {message}") from None
 
 
-def load_study(url: str, study_name: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+def load_study(
+    url: str,
+    study_name: str,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    *,
+    storage: optuna.storages.BaseStorage | None = None,
+) -> optuna.Study:
     """Load an existing study.
+
+    Args:
+        url: The storage URL or journal file, as given.
+        study_name: The study's name.
+        sampler: The study's sampler (``None``: Optuna's default).
+        storage: The storage of ``url`` already opened (:func:`open_storage`), else it is opened here.
 
     Raises:
         CommandError: The storage cannot be opened or holds no study of that name.
     """
-    storage = open_storage(url, must_exist=True)
+    if storage is None:
+        storage = open_storage(url, must_exist=True)
     try:
         return optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
     except KeyError:

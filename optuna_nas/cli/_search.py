@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import sys
+import threading
 import warnings
+from collections.abc import Callable
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import optuna
@@ -25,7 +32,25 @@ from optuna_nas.cli._common import load_study
 from optuna_nas.cli._common import open_storage
 from optuna_nas.cli._common import read_config
 from optuna_nas.cli._common import study_locations
+from optuna_nas.cli._recover import FAIL_REASON_ATTR
+from optuna_nas.cli._recover import fail_gone_trials
 from optuna_nas.objectives import DEFAULT_TABLE
+
+#: Seconds between a running trial's heartbeats on RDB storages, unless ``--heartbeat-interval`` says.
+DEFAULT_HEARTBEAT_INTERVAL = 60
+
+
+def add_heartbeat_argument(parser: argparse.ArgumentParser) -> None:
+    """``--heartbeat-interval``, for ``search`` and ``worker``."""
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=DEFAULT_HEARTBEAT_INTERVAL,
+        help="seconds between a running trial's heartbeats on an RDB storage (sqlite, postgresql); a trial "
+        "silent for twice as long (the grace period) is taken as killed and failed by the next worker that "
+        "starts or begins a trial; 0: no heartbeat. A journal storage has no heartbeat: there, optuna-nas "
+        "recover fails a killed worker's trials",
+    )
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +139,17 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder where trained weights and network pictures are kept ('' to keep none)",
     )
     parser.add_argument("--no-progress", action="store_true", help="show no progress bar")
+    add_heartbeat_argument(parser)
+
+
+def _heartbeat_interval(args: argparse.Namespace) -> int | None:
+    """``--heartbeat-interval`` checked, ``None`` for no heartbeat."""
+    if args.heartbeat_interval < 0:
+        raise CommandError(
+            f"--heartbeat-interval must be a whole number of seconds >= 0 (0: no heartbeat), got "
+            f"{args.heartbeat_interval}"
+        )
+    return args.heartbeat_interval or None
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,6 +161,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         raise CommandError(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.n_jobs < 1:
         raise CommandError(f"--n-jobs must be >= 1, got {args.n_jobs}")
+    _heartbeat_interval(args)
     space = "nb201" if args.benchmark else args.space
     sampler_options(args.sampler, reward=args.reward, selection=args.selection)  # checked before any work
     # Places are saved absolute, so a worker started in another folder finds the same ones.
@@ -167,7 +204,7 @@ def search(args: argparse.Namespace) -> int:
         selection=config["selection"],
         directions=list(objective.directions),
     )
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, heartbeat_interval=_heartbeat_interval(args))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=storage,
@@ -176,13 +213,14 @@ def search(args: argparse.Namespace) -> int:
         directions=objective.directions,
         load_if_exists=True,
     )
+    silent = _SilentTrials(storage, study)
     saved_text = study.user_attrs.get(CONFIG_ATTR)
     if saved_text is None:
         study.set_user_attr(CONFIG_ATTR, json.dumps(config))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objective.metric_names)
-        return _run(study, objective, args)
+        return _run(study, objective, args, silent)
     saved = json.loads(saved_text)
     if saved["space"] != config["space"]:
         raise CommandError(f"--study-name {args.study_name!r} already searches the {saved['space']!r} space")
@@ -200,7 +238,7 @@ def search(args: argparse.Namespace) -> int:
         selection=selection,
         directions=list(objective.directions),
     )
-    return _run(study, objective, args)
+    return _run(study, objective, args, silent)
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -209,8 +247,11 @@ def worker(args: argparse.Namespace) -> int:
     The MLflow tracking URI, data root and artifact folder are the study's, as its search saved
     them, unless given; what is given is checked before the study is opened.
     """
+    heartbeat_interval = _heartbeat_interval(args)
     given = given_locations(args, create_artifact_dir=True)
-    study = load_study(args.storage, args.study_name)
+    storage = open_storage(args.storage, must_exist=True, heartbeat_interval=heartbeat_interval)
+    study = load_study(args.storage, args.study_name, storage=storage)
+    silent = _SilentTrials(storage, study)
     config = read_config(study)
     if args.seed is not None:
         config["seed"] = args.seed
@@ -234,7 +275,7 @@ def worker(args: argparse.Namespace) -> int:
         selection=selection,
         directions=[d.name.lower() for d in study.directions],
     )
-    return _run(study, objective, args)
+    return _run(study, objective, args, silent)
 
 
 def _make_objective(config: dict[str, Any]) -> tuple[Any, Any]:
@@ -244,13 +285,146 @@ def _make_objective(config: dict[str, Any]) -> tuple[Any, Any]:
         raise CommandError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
 
 
-def _run(study: optuna.Study, objective: Any, args: argparse.Namespace) -> int:
+class Stopped(KeyboardInterrupt):
+    """Raised in the trials of a run told to stop by a signal (SIGTERM).
+
+    A :class:`KeyboardInterrupt`, so Optuna fails the trial that raises it and ends the run, as on
+    Ctrl-C; the command then exits with status 128 + the signal's number (143 for SIGTERM).
+    """
+
+    def __init__(self, signum: signal.Signals) -> None:
+        super().__init__(f"stopped by {signum.name}")
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + int(self.signum)
+
+
+class _StopOnSignal:
+    """Stops a run on ``signum`` as Ctrl-C does, at points where stopping is safe.
+
+    SIGTERM is what ``timeout``, docker, Kubernetes and Slurm send before they kill. The handler
+    only records the request: writes to the storage under way are never cut in half. A trial in
+    training stops at its next progress callback (at each epoch and about every 2 s inside one) by
+    raising :class:`Stopped`, so it fails with ``fail_reason`` "stopped by SIGTERM"; a trial about to
+    start fails at once with the same reason; one that needs no training (the tabular benchmark)
+    ends as it would, and the run stops after it. Trials in other threads (``--n-jobs``) stop the
+    same way.
+    """
+
+    def __init__(self, signum: signal.Signals) -> None:
+        self.signum = signum
+        self.requested = False  # a plain flag: set by the handler, read by every trial's thread
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """The handler in place while the run lasts, the previous one back after it. Signals reach
+        only the main thread, so elsewhere (a caller's thread) nothing is installed; nor where the
+        signal is ignored, as Python leaves SIGINT ignored when it starts with it ignored.
+        """
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(self.signum) is signal.SIG_IGN  # the caller wants the signal ignored
+        ):
+            yield
+            return
+        verbosity = optuna.logging.get_verbosity()
+        previous = signal.signal(self.signum, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(self.signum, signal.SIG_DFL if previous is None else previous)
+            optuna.logging.set_verbosity(verbosity)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def _stop(self) -> Stopped:
+        # Optuna would log a warning and a traceback for every trial stopped; the command says it once.
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        return Stopped(self.signum)
+
+    def objective(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
+        """``objective``, stopped when asked, recording the reason in a stopped trial's ``fail_reason``."""
+
+        def stoppable(trial: optuna.Trial) -> Any:
+            try:
+                if self.requested:
+                    raise self._stop()
+                return objective(trial)
+            except Stopped as stopped:
+                trial.set_user_attr(FAIL_REASON_ATTR, str(stopped))
+                raise
+
+        return stoppable
+
+    def during_training(self, trial: optuna.Trial, progress: Any) -> None:
+        """The objective's progress callback: a trial in training stops here (the objective goes on
+        after a callback's ``Exception``, but :class:`Stopped` is a ``KeyboardInterrupt``).
+        """
+        if self.requested:
+            raise self._stop()
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """The study callback: no further trial starts."""
+        if self.requested:
+            study.stop()
+
+    def raise_if_requested(self) -> None:
+        """Raise :class:`Stopped` if the signal came, after the run ended without a trial raising it."""
+        if self.requested:
+            raise self._stop()
+
+
+class _SilentTrials:
+    """Fails, with the reason, the trials whose heartbeat stopped (their worker was killed).
+
+    Optuna fails them too, whenever a worker begins a trial, but without saying why (and, with the
+    grace period :func:`~optuna_nas.cli._common.open_storage` gives it, a second later). This runs
+    as the worker starts, as its trials begin and after each trial (a study callback), so just
+    before every check of Optuna's, in one query of the running trials with a heartbeat; it does
+    nothing on a storage without heartbeat.
+    """
+
+    def __init__(self, storage: optuna.storages.BaseStorage, study: optuna.Study) -> None:
+        self._storage = storage if isinstance(storage, optuna.storages.RDBStorage) else None
+        self._interval = None if self._storage is None else self._storage.heartbeat_interval
+        self._study_id = storage.get_study_id_from_name(study.study_name)
+        self._lock = threading.Lock()
+        self.fail_now()
+
+    def fail_now(self) -> None:
+        if self._storage is None or self._interval is None:
+            return
+        with self._lock:
+            failed, _ = fail_gone_trials(
+                self._storage, self._study_id, grace=None, heartbeat_interval=self._interval, heartbeat_only=True
+            )
+        for trial, reason in failed:
+            print(f"optuna-nas: trial {trial.number} failed, {reason.removeprefix('recovered: ')}", file=sys.stderr)
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.fail_now()
+
+
+def _run(study: optuna.Study, objective: Any, args: argparse.Namespace, silent: _SilentTrials) -> int:
+    stop = _StopOnSignal(signal.SIGTERM)
+    with stop.installed():
+        return _run_until_stopped(study, objective, args, silent, stop)
+
+
+def _run_until_stopped(
+    study: optuna.Study, objective: Any, args: argparse.Namespace, silent: _SilentTrials, stop: _StopOnSignal
+) -> int:
     from optuna_nas.analysis import pareto_front
     from optuna_nas.tracking import MLflowTracker
 
+    silent.fail_now()  # again: making the objective may have taken a while
     callbacks: list[Any] = []
     # A training objective tells how each trial's training goes; the tabular benchmark has no such list.
     training_callbacks = getattr(objective, "progress_callbacks", [])
+    training_callbacks.append(stop.during_training)
     tracker = None
     if not getattr(args, "no_mlflow", False):
         tracker = MLflowTracker(tracking_uri=args.mlflow_uri)
@@ -264,15 +438,23 @@ def _run(study: optuna.Study, objective: Any, args: argparse.Namespace) -> int:
         progress = SearchProgress(study, args.n_trials)
         callbacks.append(progress.trial_finished)
         training_callbacks.append(progress.training)
+    callbacks += [silent.after_trial, stop.after_trial]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         # A trial that raises ends only itself: Optuna records it as failed, with the error.
-        study.optimize(objective, n_trials=args.n_trials, n_jobs=args.n_jobs, callbacks=callbacks, catch=(Exception,))
+        study.optimize(
+            stop.objective(objective),
+            n_trials=args.n_trials,
+            n_jobs=args.n_jobs,
+            callbacks=callbacks,
+            catch=(Exception,),
+        )
     finally:
         if progress is not None:
             progress.close()
         if tracker is not None:
             tracker.end_study(study)
+    stop.raise_if_requested()
     front = pareto_front(study)
     names = study.metric_names or ["value"]
     print(f"study {study.study_name!r}: {len(study.trials)} trials, Pareto front of {len(front)}")
