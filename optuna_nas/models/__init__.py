@@ -1,4 +1,6 @@
-"""Networks from specs: ``build_model(spec, input_shape=..., num_classes=...)``, and the op registry."""
+"""Networks from specs: ``build_model(spec, input_shape=..., num_classes=...)``, the op registry, and
+supernets that share weights among every architecture of a space (``build_supernet(space, ...)``).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +15,25 @@ from optuna_nas.models._ops import register_op
 from optuna_nas.models._registry import available_builders
 from optuna_nas.models._registry import build_model
 from optuna_nas.models._registry import register_builder
+from optuna_nas.models._supernet import CellSuperNetwork
+from optuna_nas.models._supernet import ChainSuperNetwork
+from optuna_nas.models._supernet import SuperNetwork
+from optuna_nas.models._supernet import available_supernets
+from optuna_nas.models._supernet import build_supernet
+from optuna_nas.models._supernet import register_supernet
 
 __all__ = [
+    "CellSuperNetwork",
+    "ChainSuperNetwork",
+    "SuperNetwork",
     "available_builders",
     "available_ops",
+    "available_supernets",
     "build_model",
+    "build_supernet",
     "create_op",
     "initialize_parameters",
     "register_builder",
     "register_op",
+    "register_supernet",
 ]

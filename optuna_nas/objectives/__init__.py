@@ -1,4 +1,4 @@
-"""Objectives: train-and-measure on real data, and the tabular NAS-Bench-201 benchmark."""
+"""Objectives: train-and-measure on real data, ENAS's shared weights, and the tabular NAS-Bench-201 benchmark."""
 
 from __future__ import annotations
 
@@ -9,13 +9,21 @@ from optuna_nas.objectives._image_classification import TrainingProgress
 from optuna_nas.objectives._nasbench201 import DEFAULT_TABLE
 from optuna_nas.objectives._nasbench201 import NB201_DATASETS
 from optuna_nas.objectives._nasbench201 import NASBench201
+from optuna_nas.objectives._shared_weights import Controller
+from optuna_nas.objectives._shared_weights import DerivedArchitecture
+from optuna_nas.objectives._shared_weights import SharedWeights
+from optuna_nas.objectives._shared_weights import derive
 
 __all__ = [
     "DEFAULT_TABLE",
     "METRIC_DIRECTIONS",
     "NB201_DATASETS",
+    "Controller",
+    "DerivedArchitecture",
     "EarlyStop",
     "ImageClassification",
     "NASBench201",
+    "SharedWeights",
     "TrainingProgress",
+    "derive",
 ]

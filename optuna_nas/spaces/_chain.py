@@ -60,13 +60,19 @@ def output_size(layer: ChainLayer, size: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class ChainLayer:
-    """One layer of a chain: a conv, a 2x2 stride-2 pool, or a fully connected layer."""
+    """One layer of a chain: a conv, a 2x2 stride-2 pool, or a fully connected layer.
+
+    ``skips`` (convs only, from ``ChainSpace(skip_connections=True)``) lists the earlier conv layers,
+    by their index in the chain, whose outputs are added to this layer's output (ENAS's macro skip
+    connections). No skips is ``None``, so a chain without them is the same spec in either space.
+    """
 
     type: str
     kernel: int | None = None
     filters: int | None = None
     stride: int | None = None
     units: int | None = None
+    skips: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.type not in LAYER_TYPES:
@@ -78,15 +84,32 @@ class ChainLayer:
                 check_int(f"{self.type} layer {field}", value, minimum=1)
             elif value is not None:
                 raise ValueError(f"a {self.type} layer takes no {field}, got {field}={value!r}.")
+        if self.skips is not None:
+            if self.type != CONV:
+                raise ValueError(f"a {self.type} layer takes no skips, got skips={self.skips!r}.")
+            skips = self.skips
+            if isinstance(skips, (str, bytes)) or not isinstance(skips, Sequence):
+                raise ValueError(f"skips must be a sequence of layer indices, got {skips!r}.")
+            for index in skips:
+                check_int("skips", index, minimum=0)
+            if len(set(skips)) != len(skips):
+                raise ValueError(f"skips must not repeat a layer, got {skips!r}.")
+            # Sorted, as a tuple (JSON gives a list); none at all is None.
+            object.__setattr__(self, "skips", tuple(sorted(int(i) for i in skips)) or None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        if self.skips is not None:
+            data["skips"] = list(self.skips)
+        return data
 
     def summary(self) -> str:
-        """E.g. ``conv5x5/32s2``, ``max_pool``, ``fc128``."""
+        """E.g. ``conv5x5/32s2``, ``conv3x3/16+skip0,2``, ``max_pool``, ``fc128``."""
         if self.type == CONV:
             assert self.stride is not None  # __post_init__ checks a conv has a stride
-            return f"conv{self.kernel}x{self.kernel}/{self.filters}" + (f"s{self.stride}" if self.stride > 1 else "")
+            stride = f"s{self.stride}" if self.stride > 1 else ""
+            skips = "+skip" + ",".join(map(str, self.skips)) if self.skips else ""
+            return f"conv{self.kernel}x{self.kernel}/{self.filters}{stride}{skips}"
         if self.type == FC:
             return f"fc{self.units}"
         return self.type
@@ -113,6 +136,9 @@ class ChainSpec(ArchitectureSpec):
             if seen_fc and layer.type != FC:
                 raise ValueError(f"layers[{index}] is a {layer.type} after a fully connected layer.")
             seen_fc = seen_fc or layer.type == FC
+            for source in layer.skips or ():
+                if source >= index or self.layers[source].type != CONV:
+                    raise ValueError(f"layers[{index}].skips: {source} is not an earlier conv layer.")
 
     def to_dict(self) -> dict[str, Any]:
         return {"space": self.space, "layers": [layer.to_dict() for layer in self.layers]}
@@ -122,9 +148,12 @@ class ChainSpec(ArchitectureSpec):
 
     def graph(self) -> ArchitectureGraph:
         nodes = ("input", *(_layer_label(layer) for layer in self.layers), "classifier")
-        return ArchitectureGraph(
-            nodes=nodes, edges=tuple((i, i + 1, "") for i in range(len(nodes) - 1)), title="layer chain"
-        )
+        edges = [(i, i + 1, "") for i in range(len(nodes) - 1)]
+        # Node 0 is the input, so layer i is node i + 1.
+        edges += [
+            (source + 1, index + 1, "skip") for index, layer in enumerate(self.layers) for source in layer.skips or ()
+        ]
+        return ArchitectureGraph(nodes=nodes, edges=tuple(edges), title="layer chain")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChainSpec:
@@ -158,6 +187,12 @@ class ChainSpace(Space):
       ``max_fc_layers`` of them, and only once the representation is at most ``max_fc_input_size``;
     * ``stop`` is offered from the second layer on; after ``max_layers`` layers the chain ends.
 
+    With ``skip_connections=True`` (ENAS's macro space, Pham et al. 2018), a conv layer ``i`` then
+    asks ``layer_i/skip_j`` (0 or 1) for every earlier conv layer ``j``: the outputs of the chosen
+    ones are added to its own, after average pooling to its size and a 1x1 convolution to its
+    filters where they differ, and the sum is batch-normalised. Off by default: the decisions, the
+    specs and their hashes are then those of MetaQNN's space.
+
     Args:
         max_layers: Most layers in a chain (convs, pools and fully connected layers).
         input_size: Spatial size of the input images, which the legality rules follow.
@@ -168,6 +203,7 @@ class ChainSpace(Space):
         max_fc_layers: Most fully connected layers in a chain (0 disables them).
         max_fc_input_size: Largest representation size a fully connected layer may follow.
         min_pool_size: Smallest representation size a pool may be applied to.
+        skip_connections: Let each conv layer take skip connections from the earlier conv layers.
 
     Raises:
         ValueError: An argument is out of range; the message names it and shows the value.
@@ -195,6 +231,7 @@ class ChainSpace(Space):
         max_fc_layers: int = 2,
         max_fc_input_size: int = 8,
         min_pool_size: int = 4,
+        skip_connections: bool = False,
     ) -> None:
         self.max_layers = check_int("max_layers", max_layers, minimum=1)
         self.input_size = check_int("input_size", input_size, minimum=1)
@@ -205,6 +242,9 @@ class ChainSpace(Space):
         self.max_fc_layers = check_int("max_fc_layers", max_fc_layers, minimum=0)
         self.max_fc_input_size = check_int("max_fc_input_size", max_fc_input_size, minimum=1)
         self.min_pool_size = check_int("min_pool_size", min_pool_size, minimum=2)
+        if not isinstance(skip_connections, bool):
+            raise ValueError(f"skip_connections must be True or False, got {skip_connections!r}.")
+        self.skip_connections = skip_connections
 
     def check_input_shape(self, input_shape: Sequence[int]) -> None:
         """Check that the images are ``input_size`` pixels on their shorter side, which the legality
@@ -221,7 +261,7 @@ class ChainSpace(Space):
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "space": self.name,
             "max_layers": self.max_layers,
             "input_size": self.input_size,
@@ -233,6 +273,9 @@ class ChainSpace(Space):
             "max_fc_input_size": self.max_fc_input_size,
             "min_pool_size": self.min_pool_size,
         }
+        if self.skip_connections:  # only when on, so the settings of MetaQNN's space read as before
+            data["skip_connections"] = True
+        return data
 
     def legal_types(self, *, depth: int, size: int, previous: ChainLayer | None, n_fc: int) -> list[str]:
         """The layer types (and ``stop``) offered at ``depth`` in the given state."""
@@ -292,12 +335,14 @@ class ChainSpace(Space):
             if kind == CONV:
                 kernels = [k for k in self.kernel_sizes if k <= size] or [self.kernel_sizes[0]]
                 strides = [s for s in self.strides if s <= size] or [self.strides[0]]
-                layer = ChainLayer(
-                    CONV,
-                    kernel=_choose(decider, f"{prefix}/kernel", kernels, _upto_tag(self.kernel_sizes, kernels)),
-                    filters=_choose(decider, f"{prefix}/filters", self.filters, ""),
-                    stride=_choose(decider, f"{prefix}/stride", strides, _upto_tag(self.strides, strides)),
-                )
+                kernel = _choose(decider, f"{prefix}/kernel", kernels, _upto_tag(self.kernel_sizes, kernels))
+                filters = _choose(decider, f"{prefix}/filters", self.filters, "")
+                stride = _choose(decider, f"{prefix}/stride", strides, _upto_tag(self.strides, strides))
+                skips = None
+                if self.skip_connections:
+                    earlier = [j for j, earlier_layer in enumerate(layers) if earlier_layer.type == CONV]
+                    skips = tuple(j for j in earlier if decider.categorical(f"{prefix}/skip_{j}", [0, 1]) == 1)
+                layer = ChainLayer(CONV, kernel=kernel, filters=filters, stride=stride, skips=skips)
             elif kind == FC:
                 layer = ChainLayer(FC, units=_choose(decider, f"{prefix}/units", self.fc_units, ""))
             else:
