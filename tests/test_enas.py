@@ -286,7 +286,8 @@ def test_weights_are_saved_and_an_interrupted_search_resumes_from_the_latest(dig
     files = [meta.filename for meta in optuna.artifacts.get_all_artifact_meta(study)]
     assert "shared_weights_000002.npz" in files and "shared_weights_000004.npz" in files
 
-    # Saved weights need their store, and a supernet like theirs.
+    # Saved weights need their store, and a supernet like theirs; a refused objective claims nothing.
+    owner = _system_attrs(study)["SharedWeights:owner"]
     with pytest.raises(ValueError, match=r"artifact_store: study .* has saved shared weights"):
         objectives.SharedWeights(CELL, digits, **SMALL, take_over=True).attach(study)
     other = objectives.SharedWeights(CELL, digits, **SMALL, seed=3, artifact_store=store, take_over=True)
@@ -295,6 +296,7 @@ def test_weights_are_saved_and_an_interrupted_search_resumes_from_the_latest(dig
     renamed = dataclasses.replace(digits, name="other digits")
     with pytest.raises(ValueError, match=r"dataset: .* saved weights trained on 'digits', got 'other digits'"):
         objectives.SharedWeights(CELL, renamed, **SMALL, artifact_store=store, take_over=True).attach(study)
+    assert _system_attrs(study)["SharedWeights:owner"] == owner
 
 
 def test_a_second_objective_on_the_study_is_refused_with_the_owner_named(digits, tmp_path):

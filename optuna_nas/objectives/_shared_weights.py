@@ -82,7 +82,9 @@ class SharedWeights:
     ``ValueError`` naming the owner, rather than train a second supernet whose rewards would not
     compare. The controller itself is a function of the study's trials and may run anywhere, but
     run the trials of one ENAS study in one process (``n_jobs > 1`` only queues the trials on the
-    supernet, one at a time).
+    supernet, one at a time). ENAS's controller samples a child again when it likes it; the
+    project's samplers avoid evaluated architectures by default, so pass
+    ``ENASSampler(avoid_duplicates=False)`` for ENAS's behaviour.
 
     **Saving and resuming.** With an ``artifact_store``, the weights (and the optimizer's momentum)
     are saved as an artifact of the study every ``save_every`` trained trials, as a NumPy ``.npz``
@@ -329,9 +331,10 @@ class SharedWeights:
         with self._lock:
             self._check_identity(study)
             if not self._owner:
+                self._check_claimable(study)
+                self._bind(study)  # before the claim: saved weights that do not fit claim nothing
                 self._claim(study)
                 self._owner = True
-            self._bind(study)
             self._check_owner(study)
 
     def load(self, study: optuna.Study) -> bool:
@@ -396,10 +399,12 @@ class SharedWeights:
         self._study_object = study
         return loaded
 
-    def _claim(self, study: optuna.Study) -> None:
+    def _check_claimable(self, study: optuna.Study) -> None:
         owner = study._storage.get_study_system_attrs(study._study_id).get(OWNER_KEY)
         if owner and owner.get("token") != self._token and not self.take_over:
             raise ValueError(_owned_message(study, owner, taken=False))
+
+    def _claim(self, study: optuna.Study) -> None:
         claim: dict[str, str | int] = {
             "token": self._token,
             "host": socket.gethostname(),
