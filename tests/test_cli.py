@@ -149,7 +149,8 @@ def test_resume_and_worker_join_the_same_study(tmp_path):
     assert study.metric_names == ["accuracy", "params", "flops"]
 
 
-def test_nasbench201_benchmark_runs_in_seconds(tmp_path, capsys):
+@pytest.mark.parametrize("sampler", ["evolution", "reinforce"])
+def test_nasbench201_benchmark_runs_in_seconds(tmp_path, capsys, sampler):
     url = f"sqlite:///{tmp_path / 'nb.db'}"
     assert (
         main(
@@ -160,7 +161,7 @@ def test_nasbench201_benchmark_runs_in_seconds(tmp_path, capsys):
                 "--dataset",
                 "cifar100",
                 "--sampler",
-                "evolution",
+                sampler,
                 "--n-trials",
                 "30",
                 "--storage",

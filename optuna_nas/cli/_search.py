@@ -61,7 +61,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         help="search space: layer-by-layer CNNs (MetaQNN), PNAS cells, the NAS-Bench-201 cell, or NAS-Bench-101 "
         "cells (dag)",
     )
-    parser.add_argument("--sampler", default="metaqnn", help="the controller: random, tpe, nsga2, metaqnn, evolution")
+    parser.add_argument(
+        "--sampler", default="metaqnn", help="the controller: random, tpe, nsga2, metaqnn, evolution, reinforce"
+    )
     parser.add_argument(
         "--reward",
         default=None,

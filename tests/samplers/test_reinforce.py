@@ -41,14 +41,15 @@ def _matches(trial):
 
 def test_the_controller_learns_the_best_sequence():
     # One choice per decision is best; without the probability floor (which caps each step at
-    # (1 + 0.05) / (1 + 4 * 0.05) = 0.875) the policy can become sure of it. Documented budget:
-    # within 100 trials the best sequence's probability passes 0.9.
-    sampler = ReinforceSampler(seed=0, learning_rate=0.005, probability_floor=0.0, avoid_duplicates=False)
+    # (1 + 0.05) / (1 + 4 * 0.05) = 0.875) the policy can become sure of it. With the other settings
+    # at their defaults, the best sequence's probability passes 0.9 within 150 trials (125 on
+    # seeds 0, 1 and 2).
+    sampler = ReinforceSampler(seed=0, probability_floor=0.0, avoid_duplicates=False)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     distributions = {f"x{i}": CategoricalDistribution(CHOICES) for i in range(len(BEST))}
     best = {f"x{i}": choice for i, choice in enumerate(BEST)}
     before = sampler.sequence_probability(study, best, distributions)
-    study.optimize(_matches, n_trials=100)
+    study.optimize(_matches, n_trials=150)
     after = sampler.sequence_probability(study, best, distributions)
     assert before < 0.01 < 0.9 < after
     assert sum(t.value for t in study.trials[-20:]) > sum(t.value for t in study.trials[:20])
@@ -57,9 +58,9 @@ def test_the_controller_learns_the_best_sequence():
 def test_what_it_proposes_follows_the_learned_policy():
     # Trials asked and not yet told leave the learned state as it is: their first decisions are
     # draws from one distribution, which must be the policy's.
-    sampler = ReinforceSampler(seed=1, learning_rate=0.005, probability_floor=0.0, avoid_duplicates=False)
+    sampler = ReinforceSampler(seed=1, probability_floor=0.0, avoid_duplicates=False)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(_matches, n_trials=40)
+    study.optimize(_matches, n_trials=48)
     state = sampler.learned_state(study)
     probabilities = sampler.policy.probabilities(state["parameters"], [], controllers.decision_key("x0", len(CHOICES)))
     assert probabilities.max() > 0.4  # it learned something to compare against
@@ -137,11 +138,13 @@ def test_variable_length_architectures_and_wide_ranges():
 
 def test_the_seeds_multi_objective_reward_is_rewards_linear():
     objective = objectives.NASBench201(objectives.DEFAULT_TABLE, "cifar10", multi_objective=True)
-    sampler = ReinforceSampler(seed=0, reward=rewards.linear([1.0, 1e-3, 1e-3]))
+    reward = rewards.linear([1.0, 1e-8, 1e-10])  # accuracy - 1e-8 params - 1e-10 FLOPs
+    sampler = ReinforceSampler(seed=0, reward=reward)
     study = optuna.create_study(directions=objective.directions, sampler=sampler)
-    study.optimize(objective, n_trials=5)
-    episodes = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(episodes) == 5 and study.sampler.learned_state(study)["baseline"] is not None
+    study.optimize(objective, n_trials=10)
+    learned = [r for _, r in sampler.learned_state(study)["memory"]]
+    expected = [t.values[0] - 1e-8 * t.values[1] - 1e-10 * t.values[2] for t in study.trials]
+    assert learned == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
