@@ -2,8 +2,9 @@
 
 Samplers, spaces, spec types, model builders, op names and op factories are each kept in a
 :class:`Registry`. Registering a name twice with a different item is an error unless
-``replace=True`` is passed (registering the same item again changes nothing, so a module imported
-twice is harmless); listings take an ``fnmatch`` pattern; an unknown name's error lists the known
+``replace=True`` is passed. Registering the same item again, or the same definition run again (a
+function or class of the same module and qualified name: a reloaded module, a notebook cell run
+twice), replaces it quietly. Listings take an ``fnmatch`` pattern; an unknown name's error lists the known
 ones and the closest match.
 """
 
@@ -51,7 +52,7 @@ class Registry(Generic[T]):
                 ``replace`` is false.
         """
         if not isinstance(name, str) or not name:
-            raise ValueError(f"name: a {self._kind} name must be a non-empty string, got {name!r}.")
+            raise ValueError(f"name: the name of a {self._kind} must be a non-empty string, got {name!r}.")
         with self._lock:
             existing = self._items.get(name)
             if existing is not None and not replace and not _same(existing, item):
@@ -91,7 +92,12 @@ class Registry(Generic[T]):
 
 
 def _same(existing: object, item: object) -> bool:
+    if existing is item:
+        return True
+    where = [(getattr(x, "__module__", None), getattr(x, "__qualname__", None)) for x in (existing, item)]
+    if where[0] == where[1] and where[0][1] is not None and "<lambda>" not in where[0][1]:
+        return True  # the same definition, run again
     try:
-        return existing is item or bool(existing == item)
+        return bool(existing == item)
     except Exception:  # noqa: BLE001  (an item whose == fails is simply not the same)
         return False

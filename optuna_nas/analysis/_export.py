@@ -44,7 +44,11 @@ def trial_spec(trial: FrozenTrial) -> Any:
 
     if "spec" in trial.user_attrs:
         return spec_from_dict(trial.user_attrs["spec"])
-    raise ValueError(f"trial_number: trial {trial.number} recorded no architecture (no 'spec' user attr).")
+    raise ValueError(
+        f"trial_number: trial {trial.number} recorded no architecture: no 'spec' user attr among "
+        f"{sorted(trial.user_attrs)} (objectives of this version record one; a study made by an older "
+        "version may not have)."
+    )
 
 
 def _load_weights(study: optuna.Study, trial: FrozenTrial, artifact_store: Any, model: Any) -> bool:

@@ -24,6 +24,8 @@ def register_op(name: str, *, replace: bool = False) -> Callable[[OpFactory], Op
     Raises:
         ValueError: ``name`` is taken by another factory and ``replace`` is false.
     """
+    if not isinstance(name, str):
+        raise ValueError(f"name: register_op takes the op's name, as @register_op('my_op'); got {name!r}.")
 
     def decorator(factory: OpFactory) -> OpFactory:
         if not callable(factory):

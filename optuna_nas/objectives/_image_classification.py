@@ -380,7 +380,11 @@ class ImageClassification:
 
 
 def upload_trial_artifacts(trial: optuna.Trial, model: Any, spec: ArchitectureSpec, artifact_store: Any) -> None:
-    """Upload ``weights.npz`` (the state dict as plain arrays) and ``network.png`` for ``trial``."""
+    """Upload ``weights.npz`` (the state dict as plain arrays) and ``network.png`` for ``trial``.
+
+    The weights go first; a spec whose picture cannot be drawn (a faulty ``graph()``) loses only
+    the picture, with a warning.
+    """
     import os
     import tempfile
 
@@ -397,10 +401,16 @@ def upload_trial_artifacts(trial: optuna.Trial, model: Any, spec: ArchitectureSp
                 for k, v in model.state_dict().items()
             },
         )
+        optuna.artifacts.upload_artifact(artifact_store=artifact_store, file_path=weights, study_or_trial=trial)
         picture = os.path.join(folder, "network.png")
-        draw_architecture(spec).savefig(picture)
-        for path in (weights, picture):
-            optuna.artifacts.upload_artifact(artifact_store=artifact_store, file_path=path, study_or_trial=trial)
+        try:
+            draw_architecture(spec).savefig(picture)
+        except Exception:  # a picture is not worth the trained weights or the trial
+            _logger.warning(
+                "Trial %d: no network.png, the %s could not be drawn.", trial.number, type(spec).__name__, exc_info=True
+            )
+            return
+        optuna.artifacts.upload_artifact(artifact_store=artifact_store, file_path=picture, study_or_trial=trial)
 
 
 def _result(values: list[float]) -> float | tuple[float, ...]:

@@ -37,7 +37,7 @@ class ArchitectureGraph:
                 )
 
 
-class ArchitectureSpec(abc.ABC):
+class ArchitectureSpec:
     """A pure, JSON-serialisable description of one architecture.
 
     Specs hold data only: building a network from a spec is the job of
@@ -47,18 +47,28 @@ class ArchitectureSpec(abc.ABC):
 
     space: str = ""
 
-    @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        """Return the spec as JSON-safe data, tagged with its space's name (``"space"``)."""
+        """Return the spec as JSON-safe data, tagged with its space's name (``"space"``). The default
+        serves a dataclass of JSON-safe fields: the tag and the fields.
+        """
+        if not dataclasses.is_dataclass(self):
+            raise NotImplementedError(f"{type(self).__name__} is not a dataclass: it must define to_dict().")
+        return {"space": self.space, **dataclasses.asdict(self)}
 
     @classmethod
-    @abc.abstractmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchitectureSpec:
-        """Rebuild the spec from :meth:`to_dict` output."""
+        """Rebuild the spec from :meth:`to_dict` output. The default serves the default :meth:`to_dict`:
+        the fields as keyword arguments.
+        """
+        if not dataclasses.is_dataclass(cls):
+            raise NotImplementedError(f"{cls.__name__} is not a dataclass: it must define from_dict().")
+        return cls(**{key: value for key, value in data.items() if key != "space"})
 
-    @abc.abstractmethod
     def summary(self) -> str:
-        """A one-line, human-readable description (shown in tables and the dashboard)."""
+        """A one-line, human-readable description (shown in tables and the dashboard); by default the
+        :meth:`to_dict` fields, ``key=value``.
+        """
+        return ", ".join(f"{key}={value}" for key, value in self.to_dict().items() if key != "space")
 
     def graph(self) -> ArchitectureGraph:
         """The architecture as nodes and edges, for :func:`optuna_nas.analysis.draw_architecture`.
@@ -209,6 +219,6 @@ class Space(abc.ABC):
         """
         return self.decide(ParamsDecider(params))
 
-    @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        """Return the space's settings as JSON-safe data."""
+        """Return the space's settings as JSON-safe data; by default its ``name`` alone."""
+        return {"space": self.name}

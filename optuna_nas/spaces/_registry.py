@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
+from typing import overload
 
 from optuna_nas._registry import Registry
 
@@ -21,26 +23,58 @@ _SPECS: Registry[type[ArchitectureSpec]] = Registry("spec type")
 _OP_NAMES: Registry[str] = Registry("op")
 
 
-def register_space(space_type: SpaceType, *, replace: bool = False) -> SpaceType:
-    """Make a :class:`Space` subclass available to :func:`create_space` by its ``name`` attribute;
-    usable as a class decorator.
+@overload
+def register_space(space_type: SpaceType, *, replace: bool = False) -> SpaceType: ...
+
+
+@overload
+def register_space(space_type: None = None, *, replace: bool = False) -> Callable[[SpaceType], SpaceType]: ...
+
+
+def register_space(space_type: Any = None, *, replace: bool = False) -> Any:
+    """Make a :class:`Space` subclass available to :func:`create_space` by its ``name`` attribute.
+    A class decorator: ``@register_space`` or ``@register_space(replace=True)``.
 
     Raises:
-        ValueError: The name is taken by another space and ``replace`` is false.
+        ValueError: ``space_type`` is not a Space subclass with a ``name``, or the name is taken by
+            another space and ``replace`` is false.
     """
-    _SPACES.register(space_type.name, space_type, replace=replace)
-    return space_type
+    from optuna_nas.spaces._base import Space
+
+    def register(cls: Any) -> Any:
+        if not isinstance(cls, type) or not issubclass(cls, Space) or not cls.name:
+            raise ValueError(f"space_type must be a Space subclass with a 'name', got {cls!r}.")
+        _SPACES.register(cls.name, cls, replace=replace)
+        return cls
+
+    return register if space_type is None else register(space_type)
 
 
-def register_spec(spec_type: SpecType, *, replace: bool = False) -> SpecType:
+@overload
+def register_spec(spec_type: SpecType, *, replace: bool = False) -> SpecType: ...
+
+
+@overload
+def register_spec(spec_type: None = None, *, replace: bool = False) -> Callable[[SpecType], SpecType]: ...
+
+
+def register_spec(spec_type: Any = None, *, replace: bool = False) -> Any:
     """Make an :class:`ArchitectureSpec` subclass readable by :func:`spec_from_dict` by its ``space``
-    tag; usable as a class decorator.
+    tag. A class decorator: ``@register_spec`` or ``@register_spec(replace=True)``.
 
     Raises:
-        ValueError: The tag is taken by another spec type and ``replace`` is false.
+        ValueError: ``spec_type`` is not an ArchitectureSpec subclass with a ``space`` tag, or the
+            tag is taken by another spec type and ``replace`` is false.
     """
-    _SPECS.register(spec_type.space, spec_type, replace=replace)
-    return spec_type
+    from optuna_nas.spaces._base import ArchitectureSpec
+
+    def register(cls: Any) -> Any:
+        if not isinstance(cls, type) or not issubclass(cls, ArchitectureSpec) or not cls.space:
+            raise ValueError(f"spec_type must be an ArchitectureSpec subclass with a 'space' tag, got {cls!r}.")
+        _SPECS.register(cls.space, cls, replace=replace)
+        return cls
+
+    return register if spec_type is None else register(spec_type)
 
 
 def register_op_name(name: str) -> str:
@@ -95,7 +129,17 @@ def spec_from_dict(data: dict[str, Any]) -> ArchitectureSpec:
     Raises:
         ValueError: ``data`` names no registered spec type, or is not a valid spec of it.
     """
-    kind = data.get("space") if isinstance(data, dict) else None
-    if not isinstance(kind, str) or kind not in _SPECS:
-        raise ValueError(f"data['space'] must be one of {_SPECS.names()}, got {kind!r}.")
-    return _SPECS.get(kind).from_dict(data)
+    kind = str(data.get("space")) if isinstance(data, dict) else repr(data)
+    if kind not in _SPECS:
+        try:
+            _SPECS.get(kind)  # the registry's error: the known tags and the closest one
+        except ValueError as error:
+            raise ValueError(
+                f"data['space']: {str(error).removeprefix('spec type ')} A spec type of your own is read once "
+                "its module ran spaces.register_spec."
+            ) from None
+    spec_type = _SPECS.get(kind)
+    try:
+        return spec_type.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise ValueError(f"data is not a valid {spec_type.__name__} ({type(error).__name__}: {error}).") from None

@@ -263,7 +263,8 @@ class MLflowTracker:
             client.log_text(run_id, json.dumps(spec, indent=2), "spec.json")
             try:
                 figure = draw_architecture(spec)
-            except ValueError:  # a spec type this process has not registered: its JSON is logged
+            except Exception:  # noqa: BLE001 - an unregistered spec type or a faulty graph(): the JSON is logged
+                _logger.warning("Trial %d: no network.png in MLflow, its spec could not be drawn.", trial.number)
                 figure = None
             if figure is not None:
                 client.log_figure(run_id, figure, "network.png")
