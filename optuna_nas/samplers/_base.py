@@ -137,7 +137,7 @@ class NASSampler(BaseSampler, abc.ABC):
             ``skip``. Failed trials teach nothing. Trials that violate their constraints
             (``trial.set_constraint``) are rewarded below every feasible one
             (:class:`~optuna_nas.samplers.RewardLedger`).
-        float_bins: Bins a float (or a wide int) range is cut into.
+        float_bins: Bins a float (or a wide int) range is cut into (2 to 10,000).
         avoid_duplicates: Do not complete an architecture that was evaluated, or is being evaluated
             by another worker, while another choice remains.
         dedup_key: ``dedup_key(params) -> hashable``: architectures with equal keys count as one for
@@ -174,6 +174,8 @@ class NASSampler(BaseSampler, abc.ABC):
             raise ValueError(f"pruned must be one of {list(PRUNED_POLICIES)}, got {pruned!r}.")
         self._pruned = pruned
         self._float_bins = check_int("float_bins", float_bins, minimum=2)
+        if self._float_bins > 10_000:
+            raise ValueError(f"float_bins must be at most 10000, got {float_bins!r}.")
         if not isinstance(avoid_duplicates, bool):
             raise ValueError(f"avoid_duplicates must be True or False, got {avoid_duplicates!r}.")
         self._avoid_duplicates = avoid_duplicates

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
@@ -18,12 +22,18 @@ from optuna_nas.samplers._dedup import DedupKey
 from optuna_nas.samplers._history import Episode
 from optuna_nas.samplers._registry import register_sampler
 from optuna_nas.samplers.controllers import Adam
+from optuna_nas.samplers.controllers import Carry
 from optuna_nas.samplers.controllers import SequencePolicy
 from optuna_nas.samplers.controllers import Step
 from optuna_nas.samplers.controllers import decision_key
 
 #: How a reward becomes the advantage that scales its policy gradient.
 ADVANTAGES = ("baseline", "rank")
+#: Trials whose LSTM state is kept between decisions (ask-and-tell may hold many open).
+_CARRIES_KEPT = 4096
+#: Bounds that keep a rebuild of the learned state from taking hours.
+MAX_BATCH_SIZE = 10_000
+MAX_REPLAY = 1_000
 
 
 class ReinforceSampler(NASSampler):
@@ -43,8 +53,9 @@ class ReinforceSampler(NASSampler):
       (``advantage="rank"``), or ``reward - baseline`` with the baseline an exponential moving
       average of the rewards (``advantage="baseline"``, Zoph & Le; started at the first reward and
       updated before each advantage is taken, as ENAS does);
-    * with ``replay > 0``, after each new architecture one more step on that many stored
-      (architecture, reward) pairs drawn from all those seen so far (the seeds take 10);
+    * with ``replay > 0``, after each new architecture but the first, one more step on that many
+      stored (architecture, reward) pairs drawn from all those seen so far (the seeds take 10);
+    * a step whose gradient or result is not finite (a learning rate far too large) is skipped;
     * ``probability_floor`` (0.05, as in the seeds) is added to each softmax output before
       renormalising, so the controller keeps exploring.
 
@@ -121,11 +132,13 @@ class ReinforceSampler(NASSampler):
         )
         self._adam = Adam(check_number("learning_rate", learning_rate, low=0.0, low_open=True))
         self._batch_size = check_int("batch_size", batch_size, minimum=1)
+        if self._batch_size > MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be at most {MAX_BATCH_SIZE} architectures, got {batch_size!r}.")
         self._baseline_decay = check_number("baseline_decay", baseline_decay, low=0.0, high=1.0, high_open=True)
         self._entropy_weight = check_number("entropy_weight", entropy_weight, low=0.0)
         self._replay = check_int("replay", replay, minimum=0)
-        if self._replay > 10_000:
-            raise ValueError(f"replay must be at most 10000 pairs per step, got {replay!r}.")
+        if self._replay > MAX_REPLAY:
+            raise ValueError(f"replay must be at most {MAX_REPLAY} pairs per step, got {replay!r}.")
         self._advantage = check_one_of("advantage", advantage, ADVANTAGES)
         self._policy = SequencePolicy(
             hidden_size=hidden_size,
@@ -134,6 +147,22 @@ class ReinforceSampler(NASSampler):
             probability_floor=probability_floor,
             seed=self.seed,
         )
+
+    def _init_caches(self) -> None:
+        super()._init_caches()
+        self._carry_lock = threading.Lock()
+        self._carries: dict[tuple[int, int], tuple[tuple[Step, ...], str, Carry, Any]] = {}
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        with self._carry_lock:
+            self._carries.pop((id(study._storage), trial._trial_id), None)
+        super().after_trial(study, trial, state, values)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for key in ("_carry_lock", "_carries"):
+            state.pop(key, None)
+        return state
 
     @property
     def policy(self) -> SequencePolicy:
@@ -187,13 +216,14 @@ class ReinforceSampler(NASSampler):
         if not steps:
             return state
         self._policy.add_points(state["parameters"], sorted({key for key, _ in steps}))
+        if state["baseline"] is None:
+            state["baseline"] = episode.reward  # the moving average starts at the first reward
         state["memory"].append((steps, episode.reward))
         state["batch"].append((steps, episode.reward))
         if len(state["batch"]) >= self._batch_size:
             pairs = []
             for batch_steps, reward in state["batch"]:
-                previous = reward if state["baseline"] is None else state["baseline"]
-                state["baseline"] = self._baseline_decay * previous + (1 - self._baseline_decay) * reward
+                state["baseline"] = self._baseline_decay * state["baseline"] + (1 - self._baseline_decay) * reward
                 pairs.append((batch_steps, self._advantage_of(state, reward)))
             self._step(state, pairs)
             state["batch"] = []
@@ -230,14 +260,45 @@ class ReinforceSampler(NASSampler):
         # The embedding of a sequence's last action feeds nothing: it gets no gradient, and no step.
         gradients = torch.autograd.grad(loss, [leaves[name] for name in names], allow_unused=True)
         used_gradients = {name: g for name, g in zip(names, gradients, strict=True) if g is not None}
-        self._adam.step(parameters, used_gradients, state["moments"])
+        # A step that would make the weights NaN or infinite (a huge learning rate) is skipped.
+        if not all(bool(torch.isfinite(g).all()) for g in used_gradients.values()):
+            return
+        stepped, moments = dict(parameters), dict(state["moments"])
+        self._adam.step(stepped, used_gradients, moments)
+        if all(bool(torch.isfinite(stepped[name]).all()) for name in used_gradients):
+            parameters.update(stepped)
+            state["moments"].update(moments)
 
     # -- Proposing ------------------------------------------------------------------------------
 
     def propose(self, decision: Decision) -> int:
-        steps = self.steps_of(decision.params, decision.trial.distributions)
+        import torch
+
+        steps = tuple(self.steps_of(decision.params, decision.trial.distributions))
         key = decision_key(decision.name, decision.actions.size)
-        probabilities = self._policy.probabilities(decision.state["parameters"], steps, key)
+        parameters = decision.state["parameters"]
+        # The LSTM's state at the trial's previous decision is kept, so a trial of n decisions costs
+        # n LSTM steps, not n ** 2 / 2: once that decision's action is known, it becomes the input.
+        cache_key = (id(decision.study._storage), decision.trial._trial_id)
+        with self._carry_lock:
+            cached = self._carries.get(cache_key)
+        with torch.no_grad():
+            carry: Carry | None = None
+            if cached is not None:
+                prefix, cached_key, stepped, embed = cached
+                n = len(prefix)
+                if len(steps) > n and steps[:n] == prefix and steps[n][0] == cached_key:
+                    carry = self._policy.advance(
+                        parameters, dataclasses.replace(stepped, inputs=embed[steps[n][1]]), steps[n + 1 :]
+                    )
+            if carry is None:
+                carry = self._policy.advance(parameters, self._policy.start(parameters), steps)
+            distribution, embed, stepped = self._policy.step(parameters, carry, key)
+        with self._carry_lock:
+            self._carries[cache_key] = (steps, key, stepped, embed)
+            while len(self._carries) > _CARRIES_KEPT:
+                self._carries.pop(next(iter(self._carries)))
+        probabilities = distribution.tolist()
         weights = [float(probabilities[action]) for action in decision.allowed]
         total = sum(weights)
         threshold = decision.rng.random() * total

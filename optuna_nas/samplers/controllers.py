@@ -7,10 +7,10 @@ alone, so the policy does not depend on the order in which points were met. Each
 sampled given the decisions already taken: the LSTM reads a learned start vector, then the embedding
 of every earlier action.
 
-The math runs in float64 tensors of a few dozen numbers, below the size at which torch splits work
-between threads, so the same history gives bit-identical weights in every process (a test checks
-it across processes with different thread settings). torch is imported when the policy first
-computes, not by ``import optuna_nas.samplers``.
+The math is float64 matrix-vector products of the LSTM's size; the same history gives bit-identical
+weights in every process, whatever torch's thread setting (a test checks processes with 1 and 2
+threads; 1, 2 and 4 threads at widths up to 512 were checked by hand). torch is imported when the
+policy first computes, not by ``import optuna_nas.samplers``.
 
 Parameters are a plain ``dict`` of named tensors (:data:`PolicyParameters`), updated by
 :class:`Adam`, so a learner can copy, compare and rebuild them.
@@ -40,6 +40,17 @@ Step = tuple[str, int]
 
 #: Weights are initialised uniformly in ``[-INIT_SCALE, INIT_SCALE]``, as ENAS does (0.1).
 INIT_SCALE = 0.1
+#: The widest LSTM accepted (its weights and Adam's moments take ``96 * hidden_size ** 2`` bytes).
+MAX_HIDDEN_SIZE = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Carry:
+    """The LSTM's state after some decisions: hidden and cell vectors and the next input."""
+
+    hidden: torch.Tensor
+    cell: torch.Tensor
+    inputs: torch.Tensor
 
 
 def decision_key(name: str, size: int) -> str:
@@ -81,12 +92,15 @@ class SequencePolicy:
         seed: int = 0,
     ) -> None:
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        if self.hidden_size > MAX_HIDDEN_SIZE:
+            raise ValueError(f"hidden_size must be at most {MAX_HIDDEN_SIZE}, got {hidden_size!r}.")
         self.temperature = check_number("temperature", temperature, low=0.0, low_open=True)
         self.tanh_constant = (
             None if tanh_constant is None else check_number("tanh_constant", tanh_constant, low=0.0, low_open=True)
         )
         self.probability_floor = check_number("probability_floor", probability_floor, low=0.0)
         self.seed = check_int("seed", seed, minimum=0)
+        self._initial: dict[str, torch.Tensor] = {}  # initial weights of points, by name (never changed)
 
     # -- Parameters -----------------------------------------------------------------------------
 
@@ -115,9 +129,12 @@ class SequencePolicy:
     def _init(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
         import torch
 
-        generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:{name}".encode()))
-        values = torch.rand(shape, generator=generator, dtype=torch.float64)
-        return (values * 2.0 - 1.0) * INIT_SCALE
+        value = self._initial.get(name)
+        if value is None or tuple(value.shape) != shape:
+            generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:{name}".encode()))
+            value = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2.0 - 1.0) * INIT_SCALE
+            self._initial[name] = value  # tensors are replaced, never changed in place: sharing is safe
+        return value
 
     # -- Computing ------------------------------------------------------------------------------
 
@@ -145,49 +162,71 @@ class SequencePolicy:
             probabilities = (probabilities + self.probability_floor) / (1.0 + len(logits) * self.probability_floor)
         return probabilities
 
-    def _run(
-        self, parameters: PolicyParameters, steps: Sequence[Step], last: str | None
-    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        """The action distribution at every step of ``steps`` and, if ``last`` is given, at one more
-        decision point after them.
-        """
+    def start(self, parameters: PolicyParameters) -> Carry:
+        """The LSTM's state before the first decision."""
         import torch
 
-        w_ih, w_hh, b = parameters["lstm/weight_ih"], parameters["lstm/weight_hh"], parameters["lstm/bias"]
-        h = self.hidden_size
-        hidden = torch.zeros(h, dtype=torch.float64)
-        cell = torch.zeros(h, dtype=torch.float64)
-        inputs = parameters["start"]
-        distributions = []
-        keys = [key for key, _ in steps] + ([last] if last is not None else [])
-        for index, key in enumerate(keys):
-            gates = w_ih @ inputs + w_hh @ hidden + b
-            i, f, g, o = gates[:h], gates[h : 2 * h], gates[2 * h : 3 * h], gates[3 * h :]
-            cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
-            hidden = torch.sigmoid(o) * torch.tanh(cell)
-            weight, bias, embed = self._point(parameters, key)
-            distributions.append(self._distribution(self._logits(hidden, weight, bias)))
-            if index < len(steps):
-                inputs = embed[steps[index][1]]
-        if last is not None:
-            return distributions[:-1], distributions[-1]
-        return distributions, None
+        zeros = torch.zeros(self.hidden_size, dtype=torch.float64)
+        return Carry(hidden=zeros, cell=zeros, inputs=parameters["start"])
 
-    def probabilities(self, parameters: PolicyParameters, steps: Sequence[Step], key: str) -> np.ndarray:
-        """The probability of each action of decision point ``key`` after ``steps``."""
+    def _cell(self, parameters: PolicyParameters, carry: Carry) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        h = self.hidden_size
+        gates = parameters["lstm/weight_ih"] @ carry.inputs + parameters["lstm/weight_hh"] @ carry.hidden
+        gates = gates + parameters["lstm/bias"]
+        i, f, g, o = gates[:h], gates[h : 2 * h], gates[2 * h : 3 * h], gates[3 * h :]
+        cell = torch.sigmoid(f) * carry.cell + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(cell), cell
+
+    def step(self, parameters: PolicyParameters, carry: Carry, key: str) -> tuple[torch.Tensor, torch.Tensor, Carry]:
+        """One decision at point ``key``: its action distribution, the point's action embeddings, and
+        the state once an action is taken (``dataclasses.replace(state, inputs=embeddings[action])``).
+        """
+        hidden, cell = self._cell(parameters, carry)
+        weight, bias, embed = self._point(parameters, key)
+        return self._distribution(self._logits(hidden, weight, bias)), embed, Carry(hidden, cell, carry.inputs)
+
+    def advance(self, parameters: PolicyParameters, carry: Carry, steps: Sequence[Step]) -> Carry:
+        """The state after taking ``steps`` from ``carry`` (no gradients are recorded)."""
         import torch
 
         with torch.no_grad():
-            _, last = self._run(parameters, steps, key)
-        assert last is not None
-        return np.array(last.tolist(), dtype=np.float64)
+            for key, action in steps:
+                hidden, cell = self._cell(parameters, carry)
+                _, _, embed = self._point(parameters, key)
+                carry = Carry(hidden, cell, embed[action])
+        return carry
+
+    def _run(self, parameters: PolicyParameters, steps: Sequence[Step]) -> list[torch.Tensor]:
+        """The action distribution at every step of ``steps``, with gradients."""
+        carry = self.start(parameters)
+        distributions = []
+        for key, action in steps:
+            distribution, embed, carry = self.step(parameters, carry, key)
+            distributions.append(distribution)
+            carry = dataclasses.replace(carry, inputs=embed[action])
+        return distributions
+
+    def probabilities(
+        self, parameters: PolicyParameters, steps: Sequence[Step], key: str, *, carry: Carry | None = None
+    ) -> np.ndarray:
+        """The probability of each action of decision point ``key`` after ``steps`` (taken from
+        ``carry``, the state after earlier steps, when given; else from the start).
+        """
+        import torch
+
+        with torch.no_grad():
+            state = self.advance(parameters, carry if carry is not None else self.start(parameters), steps)
+            distribution, _, _ = self.step(parameters, state, key)
+        return np.array(distribution.tolist(), dtype=np.float64)
 
     def sequence_probability(self, parameters: PolicyParameters, steps: Sequence[Step]) -> float:
         """The probability that the policy writes exactly ``steps``."""
         import torch
 
         with torch.no_grad():
-            distributions, _ = self._run(parameters, steps, None)
+            distributions = self._run(parameters, steps)
         return float(math.prod(float(d[action]) for d, (_, action) in zip(distributions, steps, strict=True)))
 
     def log_prob_and_entropy(self, parameters: PolicyParameters, steps: Sequence[Step]) -> tuple[Any, Any]:
@@ -196,11 +235,12 @@ class SequencePolicy:
         """
         import torch
 
-        distributions, _ = self._run(parameters, steps, None)
+        distributions = self._run(parameters, steps)
+        tiny = torch.finfo(torch.float64).tiny  # a probability that underflowed to 0 stays finite in the log
         log_prob = torch.zeros((), dtype=torch.float64)
         entropy = torch.zeros((), dtype=torch.float64)
         for distribution, (_, action) in zip(distributions, steps, strict=True):
-            logs = torch.log(distribution)
+            logs = torch.log(distribution.clamp_min(tiny))
             log_prob = log_prob + logs[action]
             entropy = entropy - (distribution * logs).sum()
         return log_prob, entropy

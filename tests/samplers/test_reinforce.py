@@ -189,3 +189,65 @@ def test_state_copies_do_not_share_changes():
     sampler._step(copy, [(tuple(sampler.steps_of(study.trials[0].params, study.trials[0].distributions)), 1.0)])
     assert json.dumps({k: v.tolist() for k, v in state["parameters"].items()}) == before
     assert not torch.equal(copy["parameters"]["start"], state["parameters"]["start"])
+
+
+@pytest.mark.parametrize("advantage", ["baseline", "rank"])
+def test_replay_before_the_first_full_batch_learns(advantage):
+    sampler = ReinforceSampler(seed=0, batch_size=3, replay=1, advantage=advantage, hidden_size=8)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(nb201_score, n_trials=8)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    state = sampler.learned_state(study)
+    assert state["moments"] and state["baseline"] is not None
+
+
+def test_a_learning_rate_far_too_large_never_makes_the_weights_non_finite():
+    sampler = ReinforceSampler(seed=0, batch_size=1, probability_floor=0.0, learning_rate=1e300, hidden_size=8)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_matches, n_trials=30)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    parameters = sampler.learned_state(study)["parameters"]
+    assert all(bool(torch.isfinite(value).all()) for value in parameters.values())
+
+
+def test_a_trials_decisions_cost_one_lstm_step_each():
+    # Proposing reuses the LSTM state of the trial's earlier decisions: with 120 decisions a trial
+    # takes 120 steps, and the proposals equal those of a policy run from the start each time.
+    sampler = ReinforceSampler(seed=0, hidden_size=8)
+    calls = []
+    original = sampler.policy._cell
+
+    def counting(parameters, carry):
+        calls.append(1)
+        return original(parameters, carry)
+
+    sampler.policy._cell = counting
+
+    def long_objective(trial):
+        return sum(trial.suggest_int(f"d{i}", 0, 2) for i in range(120)) / 240
+
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(long_objective, n_trials=1)
+    assert len(calls) == 120
+    state = sampler.learned_state(study)
+    trial = study.trials[0]
+    steps = sampler.steps_of(trial.params, trial.distributions)
+    fresh = ReinforceSampler(seed=0, hidden_size=8).policy
+    for index in (0, 57, 119):
+        assert (
+            fresh.probabilities(state["parameters"], steps[:index], steps[index][0]).tolist()
+            == sampler.policy.probabilities(state["parameters"], steps[:index], steps[index][0]).tolist()
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hidden_size": 10**6}, "hidden_size"),
+        ({"batch_size": 10**9}, "batch_size"),
+        ({"float_bins": 10**9}, "float_bins"),
+    ],
+)
+def test_sizes_that_would_exhaust_memory_or_never_learn_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ReinforceSampler(**kwargs)
