@@ -9,7 +9,7 @@ One run, on the CPU with one thread (``--threads``):
    split; children per minute;
 2. shared weights: an ENAS search, ``SharedWeights`` (single objective: validation accuracy, ENAS's
    reward) with ``ENASSampler``, ``--trials`` children; children per minute, every cost included
-   (controller, standalone params/FLOPs count, storage);
+   (controller, standalone params/FLOPs count, storage), and the controller's share of the time;
 3. ``derive(n=--derive-n)`` picks an architecture; it and ``--random`` random architectures of the
    space are retrained from scratch by ``ImageClassification`` for ``--retrain-epochs`` epochs with
    the same settings and seed; each one's validation and test accuracy, and its score under the
@@ -27,6 +27,7 @@ import time
 
 import optuna
 import torch
+from _timing import TimedSampler
 
 from optuna_nas import data
 from optuna_nas import objectives
@@ -94,10 +95,12 @@ def main() -> None:
         objectives=("accuracy",),
         seed=args.seed,
     )
-    study = optuna.create_study(direction="maximize", sampler=samplers.ENASSampler(seed=args.seed))
+    controller = TimedSampler(samplers.ENASSampler(seed=args.seed))
+    study = optuna.create_study(direction="maximize", sampler=controller)
     start = time.perf_counter()
     study.optimize(shared, n_trials=args.trials)
     shared_minutes = (time.perf_counter() - start) / 60
+    controller_seconds = controller.seconds
     values = [trial.value for trial in study.trials if trial.value is not None]
     tenth = max(1, len(values) // 10)
 
@@ -132,6 +135,8 @@ def main() -> None:
         "settings": vars(args),
         "scratch_children_per_minute": args.scratch_children / scratch_minutes,
         "shared_children_per_minute": args.trials / shared_minutes,
+        "shared_search_minutes": shared_minutes,
+        "controller_share": controller_seconds / (shared_minutes * 60),
         "speed_up": (args.trials / shared_minutes) / (args.scratch_children / scratch_minutes),
         "scratch_one_epoch_val_accuracy": [trial.value for trial in scratch_study.trials],
         "shared_score_first_tenth": statistics.mean(values[:tenth]),
@@ -151,7 +156,8 @@ def main() -> None:
         f"children per minute: shared weights {figures['shared_children_per_minute']:.1f} "
         f"({args.batches_per_trial} batches of {args.batch_size} + {args.eval_batches} validation batches each), "
         f"from scratch {figures['scratch_children_per_minute']:.2f} (one epoch each): "
-        f"{figures['speed_up']:.0f}x"
+        f"{figures['speed_up']:.0f}x; the search took {shared_minutes:.1f} min, "
+        f"{100 * figures['controller_share']:.0f} % of it in the controller"
     )
     print(
         f"shared-weight score of the search's children: first tenth {figures['shared_score_first_tenth']:.3f}, "
