@@ -71,3 +71,18 @@ def check_seed(seed: Any) -> int:
         # Without an entropy argument, SeedSequence draws an int from the operating system.
         return int(cast(int, np.random.SeedSequence().entropy) % (2**32))
     return check_int("seed", seed, minimum=0)
+
+
+def check_finite_array(name: str, value: Any, *, ndim: int) -> np.ndarray:
+    """``value`` as a float64 array of ``ndim`` dimensions and finite entries, else a ``ValueError``
+    naming ``name`` and showing the start of the value.
+    """
+    shown = repr(value)
+    shown = shown if len(shown) <= 200 else shown[:200] + "..."
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a {ndim}-D array of numbers, got {shown}.") from None
+    if array.ndim != ndim or not np.isfinite(array).all():
+        raise ValueError(f"{name} must be a {ndim}-D array of finite numbers, got shape {array.shape}: {shown}.")
+    return array

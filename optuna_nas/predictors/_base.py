@@ -9,6 +9,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from optuna_nas._validation import check_finite_array
+
 _P = TypeVar("_P", bound="Predictor")
 
 
@@ -104,12 +106,7 @@ class VectorPredictor(Predictor):
     """A predictor of fixed-length vectors: ``X`` is a 2-D array, one row per architecture."""
 
     def _check_inputs(self, X: Any, *, name: str, fitting: bool) -> np.ndarray:
-        try:
-            matrix = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a 2-D array of numbers, got {_short(X)}.") from None
-        if matrix.ndim != 2 or not np.isfinite(matrix).all():
-            raise ValueError(f"{name} must be a 2-D array of finite numbers, got shape {matrix.shape}: {_short(X)}.")
+        matrix = check_finite_array(name, X, ndim=2)
         if not fitting and self._inputs is not None and matrix.shape[1] != self._inputs.shape[1]:
             raise ValueError(
                 f"{name} must have {self._inputs.shape[1]} columns, as the data fitted on, got {matrix.shape[1]}."
@@ -148,12 +145,7 @@ def member_seed(seed: int, member: int) -> int:
 
 
 def _check_targets(y: Any, length: int) -> np.ndarray:
-    try:
-        targets = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"y must be a 1-D array of numbers, got {_short(y)}.") from None
-    if targets.ndim != 1 or not np.isfinite(targets).all():
-        raise ValueError(f"y must be a 1-D array of finite numbers, got shape {targets.shape}: {_short(y)}.")
+    targets = check_finite_array("y", y, ndim=1)
     if len(targets) != length:
         raise ValueError(f"y must hold one score per sample of X ({length}), got {len(targets)}.")
     return targets

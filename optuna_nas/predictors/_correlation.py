@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from optuna_nas._validation import check_finite_array
+
 
 def rank_correlation(y_true: Any, y_pred: Any) -> dict[str, float]:
     """Spearman's rho and Kendall's tau-b between true and predicted scores (``scipy.stats``).
@@ -47,10 +49,4 @@ def rank_correlation(y_true: Any, y_pred: Any) -> dict[str, float]:
 
 
 def _scores(name: str, values: Any) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a 1-D array of numbers, got {values!r}.") from None
-    if array.ndim != 1 or not np.isfinite(array).all():
-        raise ValueError(f"{name} must be a 1-D array of finite numbers, got {values!r}.")
-    return array
+    return check_finite_array(name, values, ndim=1)
