@@ -483,7 +483,7 @@ def test_every_option_has_help_and_shows_its_default(capsys):
 
     parser = build_parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(commands.choices) == {"search", "worker", "recover", "pareto", "export", "qtable", "dashboard"}
+    assert set(commands.choices) == {"search", "worker", "recover", "pareto", "export", "derive", "qtable", "dashboard"}
     for name, command in commands.choices.items():
         for action in command._actions:
             assert action.help and action.help.strip(), f"{name} {action.option_strings} has no help"

@@ -1,4 +1,4 @@
-"""The ``optuna-nas`` command: search, worker, recover, pareto, export, qtable, dashboard."""
+"""The ``optuna-nas`` command: search, worker, recover, pareto, export, derive, qtable, dashboard."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     from optuna_nas import __version__
     from optuna_nas.analysis import EXPORT_FORMATS
     from optuna_nas.cli._dashboard import dashboard
+    from optuna_nas.cli._derive import add_derive_arguments
+    from optuna_nas.cli._derive import derive
     from optuna_nas.cli._recover import recover
     from optuna_nas.cli._report import export
     from optuna_nas.cli._report import pareto
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     from optuna_nas.cli._search import DEFAULT_HEARTBEAT_INTERVAL
     from optuna_nas.cli._search import add_heartbeat_argument
     from optuna_nas.cli._search import add_search_arguments
+    from optuna_nas.cli._search import add_take_over_argument
     from optuna_nas.cli._search import search
     from optuna_nas.cli._search import worker
 
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="show no progress bar")
     add_heartbeat_argument(p)
+    add_take_over_argument(p)
     p.set_defaults(run=worker)
 
     p = command("recover", "fail the running trials of a study whose worker is gone (killed, lost)")
@@ -146,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of the torchvision datasets, for --retrain-epochs (default: the study's)",
     )
     p.set_defaults(run=export)
+
+    p = command("derive", "the architecture an ENAS study's controller and shared weights pick, to retrain")
+    add_study(p)
+    add_derive_arguments(p)
+    p.set_defaults(run=derive)
 
     p = command("qtable", "a MetaQNN study's Q-table, rebuilt from storage")
     add_study(p)

@@ -13,7 +13,11 @@ from optuna_nas.samplers import available_samplers
 from optuna_nas.samplers import create_sampler
 
 #: Sampler names the command knows, including controllers that are planned but not built yet.
-PLANNED_SAMPLERS = ("reinforce", "enas", "pnas", "evolution-guided")
+PLANNED_SAMPLERS = ("reinforce", "pnas", "evolution-guided")
+#: The sampler whose objective is ENAS's shared weights (:class:`~optuna_nas.objectives.SharedWeights`).
+ENAS = "enas"
+#: Spaces with a supernet to share weights in, for ``--sampler enas``.
+ENAS_SPACES = ("cell", "chain")
 
 
 def make_space(config: dict[str, Any]) -> spaces.Space:
@@ -24,6 +28,7 @@ def make_space(config: dict[str, Any]) -> spaces.Space:
             max_layers=config["max_layers"],
             filters=tuple(config["filters"]),
             input_size=min(config["input_shape"][1:]),
+            skip_connections=bool(config.get("skip_connections", False)),
         )
     if kind == "cell":
         return spaces.CellSpace(max_blocks=config["max_blocks"], channels=config["channels"])
@@ -34,8 +39,11 @@ def make_space(config: dict[str, Any]) -> spaces.Space:
     return spaces.NASBench201Space()
 
 
-def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
-    """The objective and space of the saved settings (records the dataset's ``input_shape`` in them)."""
+def make_objective(config: dict[str, Any], *, take_over: bool = False) -> tuple[Any, spaces.Space]:
+    """The objective and space of the saved settings (records the dataset's ``input_shape`` in them):
+    ENAS's :class:`~optuna_nas.objectives.SharedWeights` for ``--sampler enas`` (``take_over`` the
+    study from an owner that ended without releasing it), else ``ImageClassification``.
+    """
     from optuna_nas import objectives
 
     if config.get("benchmark") == "nasbench201":
@@ -52,6 +60,19 @@ def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
     if config.get("artifact_dir"):
         os.makedirs(config["artifact_dir"], exist_ok=True)
         store = optuna.artifacts.FileSystemArtifactStore(config["artifact_dir"])
+    metrics = ("accuracy",) if config["single_objective"] else ("accuracy", "params", "flops")
+    if config.get("sampler") == ENAS:
+        shared = objectives.SharedWeights(
+            space,
+            dataset,
+            batches_per_trial=config.get("batches_per_trial", 20),
+            batch_size=config["batch_size"],
+            seed=config["seed"],
+            artifact_store=store,
+            objectives=metrics,
+            take_over=take_over,
+        )
+        return shared, space
     objective = objectives.ImageClassification(
         space,
         dataset,
@@ -60,7 +81,7 @@ def make_objective(config: dict[str, Any]) -> tuple[Any, spaces.Space]:
         learning_rate=config["learning_rate"],
         seed=config["seed"],
         artifact_store=store,
-        objectives=("accuracy",) if config["single_objective"] else ("accuracy", "params", "flops"),
+        objectives=metrics,
     )
     return objective, space
 
@@ -137,6 +158,9 @@ def make_sampler(
     if name in PLANNED_SAMPLERS and name not in available_samplers():
         raise CommandError(f"--sampler {name!r} is not available yet; available: {available_samplers()}")
     options: dict[str, Any] = sampler_options(name, reward=reward, selection=selection, directions=directions)
+    if name == ENAS:
+        # ENAS's controller samples a child again when it likes it: each visit trains the shared weights.
+        options["avoid_duplicates"] = False
     if name == "metaqnn" and isinstance(space, spaces.ChainSpace):
         options["state"] = space.metaqnn_state
     if name not in OPTUNA_SAMPLERS and isinstance(space, spaces.DAGCellSpace):

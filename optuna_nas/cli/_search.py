@@ -17,6 +17,8 @@ from typing import Any
 
 import optuna
 
+from optuna_nas.cli._build import ENAS
+from optuna_nas.cli._build import ENAS_SPACES
 from optuna_nas.cli._build import make_objective
 from optuna_nas.cli._build import make_sampler
 from optuna_nas.cli._build import sampler_options
@@ -62,7 +64,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "cells (dag)",
     )
     parser.add_argument(
-        "--sampler", default="metaqnn", help="the controller: random, tpe, nsga2, metaqnn, evolution, reinforce"
+        "--sampler",
+        default="metaqnn",
+        help="the controller: random, tpe, nsga2, metaqnn, evolution, reinforce, enas (ENAS: the children share "
+        "one supernet's weights, trained in this process, with --space cell or chain - a chain with skip "
+        "connections; its controller may sample a child again, as ENAS's, and each visit trains the weights "
+        "further; then optuna-nas derive)",
     )
     parser.add_argument(
         "--reward",
@@ -107,9 +114,17 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the study is kept: a URL (sqlite:///nas.db, postgresql://...) or a journal file (.log, .journal)",
     )
     parser.add_argument("--study-name", default="optuna-nas", help="the study; an existing one is resumed")
-    parser.add_argument("--epochs", type=int, default=2, help="training epochs per network")
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs per network (not with --sampler enas)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per training step")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="Adam's learning rate (not with --sampler enas)"
+    )
+    parser.add_argument(
+        "--batches-per-trial",
+        type=int,
+        default=20,
+        help="with --sampler enas: mini-batches the shared weights train with each trial's child",
+    )
     parser.add_argument("--max-layers", type=int, default=6, help="most layers in a chain, with --space chain")
     parser.add_argument(
         "--filters", default="16,32,64", help="conv filter counts to choose from, comma-separated, with --space chain"
@@ -142,6 +157,17 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="show no progress bar")
     add_heartbeat_argument(parser)
+    add_take_over_argument(parser)
+
+
+def add_take_over_argument(parser: argparse.ArgumentParser) -> None:
+    """``--take-over``, for ``search``, ``worker`` and ``derive`` on an ENAS study."""
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        help="ENAS study: go on although the study names another process as the owner of its shared weights "
+        "(one that ended without releasing them, killed or lost), from their last saved state",
+    )
 
 
 def _heartbeat_interval(args: argparse.Namespace) -> int | None:
@@ -166,6 +192,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     _heartbeat_interval(args)
     space = "nb201" if args.benchmark else args.space
     sampler_options(args.sampler, reward=args.reward, selection=args.selection)  # checked before any work
+    if args.sampler == ENAS:
+        _check_enas(args, space)
     # Places are saved absolute, so a worker started in another folder finds the same ones.
     artifact_dir = None if args.benchmark or not args.artifact_dir else args.artifact_dir
     return {
@@ -188,16 +216,32 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "max_edges": args.max_edges,
         "single_objective": args.single_objective,
         "seed": args.seed,
+        "batches_per_trial": args.batches_per_trial,
+        "skip_connections": args.sampler == ENAS and space == "chain",  # ENAS's macro space
         "artifact_dir": None if artifact_dir is None else absolute_folder(artifact_dir, "--artifact-dir", create=True),
         "mlflow_uri": None if args.no_mlflow else absolute_mlflow_uri(args.mlflow_uri),
     }
+
+
+def _check_enas(args: argparse.Namespace, space: str) -> None:
+    """The options ``--sampler enas`` takes, checked."""
+    if args.benchmark:
+        raise CommandError(
+            f"--benchmark {args.benchmark} does not apply to --sampler enas, which trains shared weights"
+        )
+    if space not in ENAS_SPACES:
+        raise CommandError(f"--space {space} has no supernet for --sampler enas; use --space cell or chain")
+    if not args.artifact_dir:
+        raise CommandError("--artifact-dir '': --sampler enas saves its shared weights there; give a folder")
+    if args.batches_per_trial < 1:
+        raise CommandError(f"--batches-per-trial must be >= 1, got {args.batches_per_trial}")
 
 
 def search(args: argparse.Namespace) -> int:
     """Run or resume a study."""
     config = _config(args)
     args.mlflow_uri, args.no_mlflow = config["mlflow_uri"], config["mlflow_uri"] is None
-    objective, space = _make_objective(config)
+    objective, space = _make_objective(config, take_over=args.take_over)
     sampler = make_sampler(
         config["sampler"],
         config["seed"],
@@ -226,6 +270,11 @@ def search(args: argparse.Namespace) -> int:
     saved = json.loads(saved_text)
     if saved["space"] != config["space"]:
         raise CommandError(f"--study-name {args.study_name!r} already searches the {saved['space']!r} space")
+    if (saved.get("sampler") == ENAS) != (config["sampler"] == ENAS):
+        raise CommandError(
+            f"--sampler {config['sampler']}: study {args.study_name!r} was searched with --sampler "
+            f"{saved.get('sampler')}, and ENAS's shared weights go with --sampler enas only"
+        )
     # Every worker learns the same only if every one uses the study's reward and selection.
     reward, selection = saved_sampler_options(saved)
     for flag, given, kept in (("--reward", args.reward, reward), ("--selection", args.selection, selection)):
@@ -267,7 +316,7 @@ def worker(args: argparse.Namespace) -> int:
         raise CommandError(f"{error} Pass --artifact-dir, --mlflow-uri or --no-mlflow to use other places.") from None
     config.update(data_root=places.data_root, artifact_dir=places.artifact_dir)
     args.mlflow_uri, args.no_mlflow = places.mlflow_uri, places.mlflow_uri is None
-    objective, space = _make_objective(config)
+    objective, space = _make_objective(config, take_over=args.take_over)
     reward, selection = saved_sampler_options(config)
     study.sampler = make_sampler(
         config["sampler"],
@@ -280,9 +329,9 @@ def worker(args: argparse.Namespace) -> int:
     return _run(study, objective, args, silent)
 
 
-def _make_objective(config: dict[str, Any]) -> tuple[Any, Any]:
+def _make_objective(config: dict[str, Any], *, take_over: bool = False) -> tuple[Any, Any]:
     try:
-        return make_objective(config)
+        return make_objective(config, take_over=take_over)
     except (ValueError, OSError) as error:  # bad settings, missing data or table
         raise CommandError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
 
@@ -412,8 +461,41 @@ class _SilentTrials:
 
 def _run(study: optuna.Study, objective: Any, args: argparse.Namespace, silent: _SilentTrials) -> int:
     stop = _StopOnSignal(signal.SIGTERM)
-    with stop.installed():
+    with shared_weights_of(study, objective), stop.installed():
         return _run_until_stopped(study, objective, args, silent, stop)
+
+
+def shared_weights_message(error: Exception) -> str:
+    """A :class:`~optuna_nas.objectives.SharedWeights` error as one line of the command's words."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return message.replace("make this objective with take_over=True", "pass --take-over")
+
+
+@contextlib.contextmanager
+def shared_weights_of(study: optuna.Study, objective: Any) -> Iterator[None]:
+    """For ENAS's objective, the study claimed (its saved weights loaded) before the run, and
+    released (the weights saved) after it, also when it is interrupted; nothing for other objectives.
+
+    Raises:
+        CommandError: Another process owns the study's shared weights (without ``--take-over``),
+            or its saved weights do not fit the settings.
+    """
+    from optuna_nas.objectives import SharedWeights
+
+    if not isinstance(objective, SharedWeights):
+        yield
+        return
+    try:
+        objective.attach(study)  # here, not in the first trial, which would fail each trial alike
+    except (ValueError, OSError) as error:
+        raise CommandError(shared_weights_message(error)) from None
+    try:
+        yield
+    finally:
+        try:
+            objective.release()
+        except (ValueError, OSError) as error:
+            print(f"optuna-nas: warning: {shared_weights_message(error)}", file=sys.stderr)
 
 
 def _run_until_stopped(

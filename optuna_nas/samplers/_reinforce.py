@@ -365,3 +365,4 @@ class ENASSampler(ReinforceSampler):
 
 
 register_sampler("reinforce", lambda *, seed, **options: ReinforceSampler(seed=seed, **options))
+register_sampler("enas", lambda *, seed, **options: ENASSampler(seed=seed, **options))
