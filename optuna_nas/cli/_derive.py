@@ -20,7 +20,6 @@ from optuna_nas.cli._common import study_locations
 
 #: The study system attr in which :class:`~optuna_nas.objectives.SharedWeights` names the process that
 #: trains the study's shared weights (empty once released).
-OWNER_ATTR = "SharedWeights:owner"
 
 
 def add_derive_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +58,9 @@ def derive(args: argparse.Namespace) -> int:
             f"--study-name {args.study_name!r} was searched with --sampler {config.get('sampler')}; derive needs "
             "a study searched with --sampler enas"
         )
-    owner = storage.get_study_system_attrs(storage.get_study_id_from_name(args.study_name)).get(OWNER_ATTR)
+    from optuna_nas.objectives import OWNER_KEY
+
+    owner = storage.get_study_system_attrs(storage.get_study_id_from_name(args.study_name)).get(OWNER_KEY)
     if owner and not args.take_over:
         raise CommandError(
             f"study {args.study_name!r} is still owned by process {owner.get('pid')} on host {owner.get('host')!r} "

@@ -13,6 +13,24 @@ from optuna_nas.spaces import NUM_CELL_INPUTS
 from optuna_nas.spaces import CellSpec
 
 
+def cell_layout(stages: int, cells_per_stage: int, channels: int) -> list[tuple[int, bool, bool]]:
+    """``(channels, reduction, reduction_prev)`` of every cell of the skeleton, in order: ``stages``
+    stages of ``cells_per_stage`` normal cells, a reduction cell opening every stage after the first
+    and doubling the channels.
+    """
+    layout = []
+    reduction_prev = False
+    for stage in range(stages):
+        kinds = [False] * cells_per_stage
+        if stage > 0:
+            channels *= 2
+            kinds = [True, *kinds]
+        for reduction in kinds:
+            layout.append((channels, reduction, reduction_prev))
+            reduction_prev = reduction
+    return layout
+
+
 class Cell(nn.Module):
     """One cell: its blocks over the two previous cells' outputs, concatenating the unused ones."""
 
@@ -60,17 +78,10 @@ class CellNetwork(nn.Module):
         )
         c_prev_prev, c_prev = channels, channels
         self.cells = nn.ModuleList()
-        reduction_prev = False
-        for stage in range(spec.stages):
-            kinds = [False] * spec.cells_per_stage
-            if stage > 0:
-                channels *= 2
-                kinds = [True, *kinds]
-            for reduction in kinds:
-                cell = Cell(spec, c_prev_prev, c_prev, channels, reduction=reduction, reduction_prev=reduction_prev)
-                self.cells.append(cell)
-                c_prev_prev, c_prev = c_prev, cell.out_channels
-                reduction_prev = reduction
+        for cell_channels, reduction, reduction_prev in cell_layout(spec.stages, spec.cells_per_stage, channels):
+            cell = Cell(spec, c_prev_prev, c_prev, cell_channels, reduction=reduction, reduction_prev=reduction_prev)
+            self.cells.append(cell)
+            c_prev_prev, c_prev = c_prev, cell.out_channels
         self.head = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(c_prev, num_classes)
 

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from optuna_nas._registry import Registry
 from optuna_nas._validation import check_int
+from optuna_nas.models._cell import cell_layout
 from optuna_nas.models._chain import conv_unit
 from optuna_nas.models._chain import layer_output_size
 from optuna_nas.models._init import initialize_parameters
@@ -441,18 +442,10 @@ class CellSuperNetwork(SuperNetwork):
         super().__init__(space, input_shape, num_classes, seed=seed)
         self.cell_space = space
         self.positions: list[_CellPosition] = []
-        channels = space.channels
-        inputs = [(channels, 1), (channels, 1)]  # the stem's output, twice
-        reduction_prev = False
-        for stage in range(space.stages):
-            kinds = [False] * space.cells_per_stage
-            if stage > 0:
-                channels *= 2
-                kinds = [True, *kinds]
-            for reduction in kinds:
-                self.positions.append(_CellPosition(channels, reduction, reduction_prev, inputs[0], inputs[1]))
-                inputs = [inputs[1], (channels, space.max_blocks)]
-                reduction_prev = reduction
+        inputs = [(space.channels, 1), (space.channels, 1)]  # the stem's output, twice
+        for channels, reduction, reduction_prev in cell_layout(space.stages, space.cells_per_stage, space.channels):
+            self.positions.append(_CellPosition(channels, reduction, reduction_prev, inputs[0], inputs[1]))
+            inputs = [inputs[1], (channels, space.max_blocks)]
         self._output = inputs[1]
         self._recipes = self._make_recipes(input_shape[0])
         self.ensure(list(self._recipes))

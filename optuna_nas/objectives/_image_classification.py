@@ -18,6 +18,11 @@ import optuna
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_one_of
+from optuna_nas.objectives._common import DEFAULT_OBJECTIVES
+from optuna_nas.objectives._common import MetricObjective
+from optuna_nas.objectives._common import check_objectives
+from optuna_nas.objectives._common import record_architecture
+from optuna_nas.objectives._common import resolve_dataset
 from optuna_nas.spaces import ArchitectureSpec
 from optuna_nas.spaces import Space
 
@@ -27,15 +32,7 @@ if TYPE_CHECKING:
     from optuna_nas.data import ImageDataset
 
 #: Values the objective can return, and the direction each is optimised in.
-METRIC_DIRECTIONS = {
-    "accuracy": "maximize",
-    "params": "minimize",
-    "flops": "minimize",
-    "macs": "minimize",
-    "latency": "minimize",
-}
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
-_DEFAULT_OBJECTIVES = ("accuracy", "params", "flops")
 
 _logger = logging.getLogger(__name__)
 
@@ -72,7 +69,7 @@ class TrainingProgress:
 ProgressCallback = Callable[[optuna.Trial, TrainingProgress], None]
 
 
-class ImageClassification:
+class ImageClassification(MetricObjective):
     """Build the trial's architecture, train it, and return its accuracy and cost.
 
     Each call asks ``space`` for an architecture through the trial (so the study's sampler takes the
@@ -164,7 +161,7 @@ class ImageClassification:
         optimizer: str = "adam",
         weight_decay: float = 0.0,
         bn_recalibration_batches: int = 4,
-        objectives: Sequence[str] = _DEFAULT_OBJECTIVES,
+        objectives: Sequence[str] = DEFAULT_OBJECTIVES,
         early_stop_thresholds: Mapping[int, float] | None = None,
         max_params: float | None = None,
         max_flops: float | None = None,
@@ -187,13 +184,7 @@ class ImageClassification:
             weight_decay=check_number("weight_decay", weight_decay, low=0.0),
             bn_recalibration_batches=check_int("bn_recalibration_batches", bn_recalibration_batches, minimum=0),
         )
-        if isinstance(objectives, str) or not isinstance(objectives, Sequence) or not objectives:
-            raise ValueError(f"objectives must be a non-empty sequence of metric names, got {objectives!r}.")
-        for metric in objectives:
-            check_one_of("objectives", metric, tuple(METRIC_DIRECTIONS))
-        if len(set(objectives)) != len(objectives):
-            raise ValueError(f"objectives must not repeat a metric, got {list(objectives)!r}.")
-        self.objectives = tuple(objectives)
+        self.objectives = check_objectives(objectives)
         self.early_stop_thresholds = _check_thresholds(early_stop_thresholds, self.settings.epochs)
         self.budgets = {
             metric: check_number(f"max_{metric}", limit, low=0.0, low_open=True)
@@ -206,12 +197,7 @@ class ImageClassification:
         self.seed = check_int("seed", seed)
         self.device = resolve_device(device)
         self.space = space
-        if isinstance(dataset, str):
-            from optuna_nas.data import available_datasets
-            from optuna_nas.data import load
-
-            check_one_of("dataset", dataset, available_datasets())
-            dataset = load(dataset)
+        dataset = resolve_dataset(dataset)
         space.check_input_shape(dataset.input_shape)  # before any training: the space must fit the images
         self.dataset = dataset
         self.artifact_store = artifact_store
@@ -225,16 +211,6 @@ class ImageClassification:
         self._failed_callbacks_lock = threading.Lock()
         self._resident: dict[str, torch.Tensor] | None = None
         self._resident_lock = threading.Lock()
-
-    @property
-    def directions(self) -> list[str]:
-        """Study directions matching the returned values."""
-        return [METRIC_DIRECTIONS[metric] for metric in self.objectives]
-
-    @property
-    def metric_names(self) -> list[str]:
-        """Names of the returned values, for ``study.set_metric_names``."""
-        return list(self.objectives)
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         """The dataset's splits, moved to the device once and shared by every trial."""
@@ -267,13 +243,7 @@ class ImageClassification:
         from optuna_nas.training import train
 
         spec = self.space.suggest(trial)
-        trial.set_user_attr("spec", spec.to_dict())
-        trial.set_user_attr("spec_hash", spec.spec_hash)
-        trial.set_user_attr("architecture", spec.summary())
-        trial.set_user_attr("device", str(self.device))
-        trial.set_user_attr("dataset", self.dataset.name)
-        trial.set_user_attr("input_shape", list(self.dataset.input_shape))
-        trial.set_user_attr("num_classes", self.dataset.num_classes)
+        record_architecture(trial, spec, device=self.device, dataset=self.dataset)
         trial_seed = _trial_seed(self.seed, trial.number)
         input_shape = self.dataset.input_shape
         model = build_model(spec, input_shape=input_shape, num_classes=self.dataset.num_classes)

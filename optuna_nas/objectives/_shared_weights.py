@@ -30,8 +30,11 @@ from optuna.distributions import IntDistribution
 
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
-from optuna_nas._validation import check_one_of
-from optuna_nas.objectives._image_classification import METRIC_DIRECTIONS
+from optuna_nas.objectives._common import DEFAULT_OBJECTIVES
+from optuna_nas.objectives._common import MetricObjective
+from optuna_nas.objectives._common import check_objectives
+from optuna_nas.objectives._common import record_architecture
+from optuna_nas.objectives._common import resolve_dataset
 from optuna_nas.spaces import ArchitectureSpec
 from optuna_nas.spaces import Decider
 from optuna_nas.spaces import Space
@@ -49,10 +52,9 @@ OWNER_KEY = "SharedWeights:owner"
 WEIGHTS_KEY = "SharedWeights:weights"
 #: What a saved weights file says it is.
 WEIGHTS_FORMAT = "optuna_nas.shared_weights/1"
-_DEFAULT_OBJECTIVES = ("accuracy", "params", "flops")
 
 
-class SharedWeights:
+class SharedWeights(MetricObjective):
     """ENAS: train one supernet's shared weights with each trial's child, and score the child in it.
 
     Each call asks ``space`` for the trial's architecture (``space.suggest(trial)``, so the study's
@@ -157,7 +159,7 @@ class SharedWeights:
         weight_decay: float = 1e-4,
         gradient_clip: float = 5.0,
         eval_batches: int = 4,
-        objectives: Sequence[str] = _DEFAULT_OBJECTIVES,
+        objectives: Sequence[str] = DEFAULT_OBJECTIVES,
         device: str = "auto",
         seed: int = 0,
         artifact_store: Any = None,
@@ -183,13 +185,7 @@ class SharedWeights:
         self.weight_decay = check_number("weight_decay", weight_decay, low=0.0)
         self.gradient_clip = check_number("gradient_clip", gradient_clip, low=0.0, low_open=True)
         self.eval_batches = check_int("eval_batches", eval_batches, minimum=1)
-        if isinstance(objectives, str) or not isinstance(objectives, Sequence) or not objectives:
-            raise ValueError(f"objectives must be a non-empty sequence of metric names, got {objectives!r}.")
-        for metric in objectives:
-            check_one_of("objectives", metric, tuple(METRIC_DIRECTIONS))
-        if len(set(objectives)) != len(objectives):
-            raise ValueError(f"objectives must not repeat a metric, got {list(objectives)!r}.")
-        self.objectives = tuple(objectives)
+        self.objectives = check_objectives(objectives)
         self.seed = check_int("seed", seed, minimum=0)
         self.device = resolve_device(device)
         if artifact_store is not None and not callable(getattr(artifact_store, "write", None)):
@@ -200,12 +196,7 @@ class SharedWeights:
             raise ValueError(f"take_over must be True or False, got {take_over!r}.")
         self.take_over = take_over
         self.space = space
-        if isinstance(dataset, str):
-            from optuna_nas.data import available_datasets
-            from optuna_nas.data import load
-
-            check_one_of("dataset", dataset, available_datasets())
-            dataset = load(dataset)
+        dataset = resolve_dataset(dataset)
         space.check_input_shape(dataset.input_shape)
         self.dataset = dataset
 
@@ -227,16 +218,6 @@ class SharedWeights:
         self._costs: dict[str, ComputeCost] = {}
 
     @property
-    def directions(self) -> list[str]:
-        """Study directions matching the returned values."""
-        return [METRIC_DIRECTIONS[metric] for metric in self.objectives]
-
-    @property
-    def metric_names(self) -> list[str]:
-        """Names of the returned values, for ``study.set_metric_names``."""
-        return list(self.objectives)
-
-    @property
     def batches_trained(self) -> int:
         """Training mini-batches the shared weights have taken (those of a resumed study's included)."""
         return self._batches
@@ -256,13 +237,7 @@ class SharedWeights:
         study = trial.study
         self.attach(study)
         spec = self.space.suggest(trial)
-        trial.set_user_attr("spec", spec.to_dict())
-        trial.set_user_attr("spec_hash", spec.spec_hash)
-        trial.set_user_attr("architecture", spec.summary())
-        trial.set_user_attr("device", str(self.device))
-        trial.set_user_attr("dataset", self.dataset.name)
-        trial.set_user_attr("input_shape", list(self.dataset.input_shape))
-        trial.set_user_attr("num_classes", self.dataset.num_classes)
+        record_architecture(trial, spec, device=self.device, dataset=self.dataset)
         cost = self._cost(spec)
         measured: dict[str, float] = {"params": cost.params, "macs": cost.macs, "flops": cost.flops}
         for key, value in measured.items():
