@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
@@ -75,3 +78,32 @@ def record_architecture(trial: optuna.Trial, spec: ArchitectureSpec, *, device: 
     trial.set_user_attr("dataset", dataset.name)
     trial.set_user_attr("input_shape", list(dataset.input_shape))
     trial.set_user_attr("num_classes", dataset.num_classes)
+
+
+@dataclasses.dataclass
+class TrainingOutcome:
+    """Whether the training inside :func:`training_failures` ran out of CUDA memory."""
+
+    out_of_memory: bool = False
+
+
+@contextlib.contextmanager
+def training_failures(trial: optuna.Trial) -> Iterator[TrainingOutcome]:
+    """Turn what may go wrong while a trial trains into its outcome: a non-finite loss prunes the
+    trial (``pruned_reason``); CUDA running out of memory is recorded (``fail_reason``) and
+    swallowed, and the yielded outcome says so, so the caller frees memory outside the handler
+    (where the traceback no longer holds the tensors) and returns NaN values.
+    """
+    import torch
+
+    from optuna_nas.training import NonFiniteLossError
+
+    outcome = TrainingOutcome()
+    try:
+        yield outcome
+    except NonFiniteLossError as error:
+        trial.set_user_attr("pruned_reason", str(error))
+        raise optuna.TrialPruned(str(error)) from None
+    except torch.cuda.OutOfMemoryError as error:
+        trial.set_user_attr("fail_reason", f"CUDA out of memory: {error}".splitlines()[0][:500])
+        outcome.out_of_memory = True

@@ -23,6 +23,7 @@ from optuna_nas.objectives._common import MetricObjective
 from optuna_nas.objectives._common import check_objectives
 from optuna_nas.objectives._common import record_architecture
 from optuna_nas.objectives._common import resolve_dataset
+from optuna_nas.objectives._common import training_failures
 from optuna_nas.spaces import ArchitectureSpec
 from optuna_nas.spaces import Space
 
@@ -236,7 +237,6 @@ class ImageClassification(MetricObjective):
         from optuna_nas.metrics import measure_latency
         from optuna_nas.models import build_model
         from optuna_nas.models import initialize_parameters
-        from optuna_nas.training import NonFiniteLossError
         from optuna_nas.training import count_batches
         from optuna_nas.training import evaluate
         from optuna_nas.training import prepare_model
@@ -293,7 +293,7 @@ class ImageClassification(MetricObjective):
 
         data = self._tensors()
         start = time.perf_counter()
-        try:
+        with training_failures(trial) as outcome:
             model = prepare_model(model, self.device)
             train(
                 model,
@@ -311,16 +311,8 @@ class ImageClassification(MetricObjective):
             if "latency" in self.objectives:
                 measured["latency"] = measure_latency(model, input_shape=input_shape, device=str(self.device))
                 trial.set_user_attr("latency_ms", measured["latency"])
-        except NonFiniteLossError as error:
-            trial.set_user_attr("pruned_reason", str(error))
-            raise optuna.TrialPruned(str(error)) from None
-        except torch.cuda.OutOfMemoryError as error:
-            trial.set_user_attr("fail_reason", f"CUDA out of memory: {error}".splitlines()[0][:500])
-            out_of_memory = True
-        else:
-            out_of_memory = False
-        if out_of_memory:
-            # Outside the except block, so the traceback no longer holds the tensors.
+        if outcome.out_of_memory:
+            # Outside the handler, so the traceback no longer holds the tensors.
             del model
             torch.cuda.empty_cache()
             return _result([math.nan] * len(self.objectives))

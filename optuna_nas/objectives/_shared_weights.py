@@ -35,6 +35,7 @@ from optuna_nas.objectives._common import MetricObjective
 from optuna_nas.objectives._common import check_objectives
 from optuna_nas.objectives._common import record_architecture
 from optuna_nas.objectives._common import resolve_dataset
+from optuna_nas.objectives._common import training_failures
 from optuna_nas.spaces import ArchitectureSpec
 from optuna_nas.spaces import Decider
 from optuna_nas.spaces import Space
@@ -232,8 +233,6 @@ class SharedWeights(MetricObjective):
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         import torch
 
-        from optuna_nas.training import NonFiniteLossError
-
         study = trial.study
         self.attach(study)
         spec = self.space.suggest(trial)
@@ -253,17 +252,10 @@ class SharedWeights(MetricObjective):
         start = time.perf_counter()
         with self._lock:
             self._check_owner(study)
-            try:
+            with training_failures(trial) as outcome:
                 loss = self._train(spec)
                 measured["accuracy"] = self._score(spec, self.eval_batches)
-            except NonFiniteLossError as error:
-                trial.set_user_attr("pruned_reason", str(error))
-                raise optuna.TrialPruned(str(error)) from None
-            except torch.cuda.OutOfMemoryError as error:
-                trial.set_user_attr("fail_reason", f"CUDA out of memory: {error}".splitlines()[0][:500])
-                out_of_memory = True
-            else:
-                out_of_memory = False
+            if not outcome.out_of_memory:
                 self._trained += 1
                 self._last_trial = trial.number
                 trial.set_user_attr("train_loss", loss)
@@ -271,8 +263,8 @@ class SharedWeights(MetricObjective):
                 trial.set_user_attr("train_seconds", time.perf_counter() - start)
                 if self.artifact_store is not None and self._trained % self.save_every == 0:
                     self.save()
-        if out_of_memory:
-            # Outside the except block, so the traceback no longer holds the tensors.
+        if outcome.out_of_memory:
+            # Outside the handler, so the traceback no longer holds the tensors.
             self._optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             values = [math.nan] * len(self.objectives)
