@@ -429,3 +429,22 @@ def test_a_chain_space_made_for_other_images_is_refused_before_any_training():
         objectives.ImageClassification(spaces.ChainSpace(max_layers=2), digits)
     objectives.ImageClassification(spaces.ChainSpace(max_layers=2, input_size=8), digits)
     objectives.ImageClassification(spaces.NASBench201Space(), digits)  # builders that adapt take any size
+
+
+def test_a_dataset_that_is_not_one_is_refused_by_name():
+    from optuna_nas import objectives as objectives_module
+    from optuna_nas import spaces as spaces_module
+
+    space = spaces_module.CellSpace(max_blocks=1, channels=4)
+    for objective_type in (objectives_module.ImageClassification, objectives_module.SharedWeights):
+        with pytest.raises(
+            ValueError, match=r"dataset must be an optuna_nas\.data\.ImageDataset or a dataset.s name, got None"
+        ):
+            objective_type(space, None)
+
+
+def test_nasbench201_multi_objective_must_be_a_bool():
+    from optuna_nas import objectives as objectives_module
+
+    with pytest.raises(ValueError, match="multi_objective must be True or False, got 'no'"):
+        objectives_module.NASBench201(objectives_module.DEFAULT_TABLE, "cifar10", multi_objective="no")

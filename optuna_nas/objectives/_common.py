@@ -41,12 +41,16 @@ def check_objectives(objectives: Any) -> tuple[str, ...]:
 
 def resolve_dataset(dataset: ImageDataset | str) -> ImageDataset:
     """A dataset given by name is loaded (:func:`optuna_nas.data.load`); the name is checked first."""
+    from optuna_nas.data import ImageDataset
+
     if isinstance(dataset, str):
         from optuna_nas.data import available_datasets
         from optuna_nas.data import load
 
         check_one_of("dataset", dataset, available_datasets())
         return load(dataset)
+    if not isinstance(dataset, ImageDataset):
+        raise ValueError(f"dataset must be an optuna_nas.data.ImageDataset or a dataset's name, got {dataset!r}.")
     return dataset
 
 

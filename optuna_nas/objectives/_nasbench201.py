@@ -65,7 +65,9 @@ class NASBench201:
         if not isinstance(signal, str) or "test" in signal:
             raise ValueError(f"signal must name a non-test column suffix such as 'valid_12ep', got {signal!r}.")
         self.signal = signal
-        self.multi_objective = bool(multi_objective)
+        if not isinstance(multi_objective, bool):
+            raise ValueError(f"multi_objective must be True or False, got {multi_objective!r}.")
+        self.multi_objective = multi_objective
         self.table = os.fspath(table)
         self.space = NASBench201Space()
         self._signal = read_column(self.table, f"{dataset}_{signal}")

@@ -21,6 +21,10 @@ from optuna_nas.samplers._registry import register_sampler
 SELECTIONS = ("reward", "pareto")
 
 
+#: The largest population (and tournament) accepted: larger ones exhaust memory long before they help.
+MAX_POPULATION = 100_000
+
+
 class AgingEvolutionSampler(NASSampler):
     """Aging evolution: tournament selection, one mutation, and the oldest member dies.
 
@@ -96,6 +100,9 @@ class AgingEvolutionSampler(NASSampler):
         )
         self._population_size = check_int("population_size", population_size, minimum=1)
         self._sample_size = check_int("sample_size", sample_size, minimum=1)
+        for name, value in (("population_size", population_size), ("sample_size", sample_size)):
+            if value > MAX_POPULATION:
+                raise ValueError(f"{name} must be at most {MAX_POPULATION}, got {value!r}.")
         if selection is not None and selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}.")
         self._selection = selection

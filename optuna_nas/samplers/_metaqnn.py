@@ -131,6 +131,8 @@ class MetaQNNSampler(NASSampler):
         self._alpha = check_number("learning_rate", learning_rate, low=0.0, high=1.0, low_open=True)
         self._gamma = check_number("discount", discount, low=0.0, high=1.0)
         self._replay = check_int("replay", replay, minimum=0)
+        if self._replay > 10_000:
+            raise ValueError(f"replay must be at most 10000 replayed models per new one, got {replay!r}.")
         self._q_init = None if q_init is None else check_number("q_init", q_init)
         if state is not None and not callable(state):
             raise ValueError(f"state must be a function (name, params) -> hashable, got {state!r}.")

@@ -204,3 +204,16 @@ def test_one_sampler_reused_on_a_second_study_keeps_nothing_from_the_first(name)
     fresh = optuna.create_study(direction="maximize", sampler=create_sampler(name, seed=4, **SMALL[name]))
     fresh.optimize(lambda t: -nb201_score(t), n_trials=25)
     assert [t.params for t in second.trials] == [t.params for t in fresh.trials]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("metaqnn", {"replay": 10**9}, "replay must be at most"),
+        ("evolution", {"sample_size": 10**10}, "sample_size must be at most"),
+        ("evolution", {"population_size": 10**10}, "population_size must be at most"),
+    ],
+)
+def test_sizes_that_would_hang_or_exhaust_memory_are_refused(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_sampler(name, seed=0, **kwargs)
