@@ -508,3 +508,15 @@ def test_search_shows_each_trial_training_inside_the_bar(tmp_path, monkeypatch, 
         assert f"trial {number} epoch 1/2 batch 0/10" in err
         assert f"trial {number} epoch 2/2 val_accuracy " in err
     assert "3/3" in err
+
+
+def test_a_storage_password_is_never_shown(capsys):
+    url = "postgresql://nas:s3cret-pw@127.0.0.1:1/studies"
+    for argv in (
+        ["worker", "--storage", url, "--study-name", "s"],
+        ["pareto", "--storage", url, "--study-name", "s"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "s3cret-pw" not in err and "nas:***@127.0.0.1:1" in err
+        assert len(err.strip().splitlines()) == 1

@@ -11,6 +11,9 @@ from typing import Any
 
 import optuna
 
+from optuna_nas._secrets import mask_secrets
+from optuna_nas._secrets import mask_url
+
 CONFIG_ATTR = "optuna_nas.config"
 
 #: Where ``search`` logs to MLflow unless told otherwise, and where a study saved without its
@@ -54,18 +57,18 @@ def open_storage(
         if "://" not in url:
             if not url.endswith((".log", ".journal")):
                 raise CommandError(
-                    f"--storage {url!r} is neither a URL (sqlite:///nas.db, postgresql://...) nor a journal "
+                    f"--storage {mask_url(url)!r} is neither a URL (sqlite:///nas.db, postgresql://...) nor a journal "
                     "file ending in .log or .journal."
                 )
             if must_exist and not os.path.exists(url):
-                raise CommandError(f"--storage {url!r}: no such journal file.")
+                raise CommandError(f"--storage {mask_url(url)!r}: no such journal file.")
             from optuna.storages.journal import JournalFileBackend
 
             return optuna.storages.JournalStorage(JournalFileBackend(url))
         if must_exist and url.startswith("sqlite:///"):
             path = url[len("sqlite:///") :]
             if not os.path.exists(path):
-                raise CommandError(f"--storage {url!r}: no database at {path!r}.")
+                raise CommandError(f"--storage {mask_url(url)!r}: no database at {path!r}.")
         if heartbeat_interval is None:
             return optuna.storages.RDBStorage(url)
         with warnings.catch_warnings():
@@ -77,7 +80,7 @@ def open_storage(
         raise
     except Exception as error:  # noqa: BLE001 - any driver error means the same to the user
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CommandError(f"--storage {url!r} cannot be opened: {message}") from None
+        raise CommandError(f"--storage {mask_url(url)!r} cannot be opened: {mask_secrets(message, url)}") from None
 
 
 def load_study(
@@ -104,7 +107,7 @@ def load_study(
         return optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-        raise CommandError(f"--study-name {study_name!r} is not in {url}; its studies: {names}") from None
+        raise CommandError(f"--study-name {study_name!r} is not in {mask_url(url)}; its studies: {names}") from None
 
 
 def read_config(study: optuna.Study) -> dict[str, Any]:

@@ -12,6 +12,9 @@ import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._secrets import mask_secrets
+from optuna_nas._secrets import mask_url
+
 _logger = logging.getLogger(__name__)
 
 PARENT_TAG = "optuna_nas.parent_run_id"
@@ -103,8 +106,10 @@ class MLflowTracker:
                     self._disabled = True
                     _logger.warning(
                         "MLflow tracking at %s is off for the rest of this run: %s",
-                        self.tracking_uri,
-                        str(error).splitlines()[0] if str(error) else type(error).__name__,
+                        mask_url(self.tracking_uri),
+                        mask_secrets(
+                            str(error).splitlines()[0] if str(error) else type(error).__name__, self.tracking_uri
+                        ),
                     )
             return None
 
