@@ -520,3 +520,18 @@ def test_a_storage_password_is_never_shown(capsys):
         err = capsys.readouterr().err
         assert "s3cret-pw" not in err and "nas:***@127.0.0.1:1" in err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_study_name_never_becomes_a_path_outside_the_current_folder(tmp_path, monkeypatch, capsys):
+    here = tmp_path / "a" / "b"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    url = f"sqlite:///{tmp_path / 'nb.db'}"
+    name = "x/../../escaped"
+    common = ["--storage", url, "--study-name", name]
+    search = ["search", *common, "--benchmark", "nasbench201", "--dataset", "cifar10", "--sampler", "random"]
+    assert main([*search, "--n-trials", "4", "--no-mlflow", "--no-progress"]) == 0
+    assert main(["pareto", *common]) == 0
+    assert sorted(p.name for p in here.iterdir()) == ["pareto-x_.._.._escaped"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "nb.db"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]

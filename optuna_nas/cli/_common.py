@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import warnings
 from typing import Any
 
@@ -251,3 +252,16 @@ def given_locations(args: argparse.Namespace, *, create_artifact_dir: bool) -> d
             absolute_folder(artifact_dir, "--artifact-dir", create=create_artifact_dir) if artifact_dir else None
         )
     return given
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` (a study's, which anyone who can write the storage chooses) as one harmless path
+    component: characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``, and it
+    never starts with a dot, so ``x/../../escaped`` stays inside the current folder.
+
+    Example:
+        >>> safe_file_name("x/../../escaped")
+        'x_.._.._escaped'
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:200]
+    return "_" + cleaned if cleaned.startswith(".") or not cleaned else cleaned

@@ -13,6 +13,7 @@ from optuna_nas.cli._common import CommandError
 from optuna_nas.cli._common import given_locations
 from optuna_nas.cli._common import load_study
 from optuna_nas.cli._common import read_config
+from optuna_nas.cli._common import safe_file_name
 from optuna_nas.cli._common import saved_locations
 from optuna_nas.cli._common import study_locations
 
@@ -44,7 +45,7 @@ def pareto(args: argparse.Namespace) -> int:
     stated = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, reference, strict=False))
     print(f"hypervolume: {analysis.hypervolume(study, reference):.6g} (reference point: {stated})")
     if len(names) > 1:
-        out_dir = args.out_dir or f"pareto-{study.study_name}"
+        out_dir = args.out_dir or f"pareto-{safe_file_name(study.study_name)}"
         y = "accuracy" if "accuracy" in names else names[0]
         for x in [n for n in names if n != y][:2]:
             paths = analysis.plot_pareto(study, x=x, y=y, out_dir=out_dir)
