@@ -535,3 +535,27 @@ def test_a_study_name_never_becomes_a_path_outside_the_current_folder(tmp_path, 
     assert sorted(p.name for p in here.iterdir()) == ["pareto-x_.._.._escaped"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "nb.db"]
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["worker", "--n-trials", "0"], "--n-trials must be >= 1, got 0"),
+        (["worker", "--n-trials", "-3"], "--n-trials must be >= 1, got -3"),
+        (["worker", "--n-jobs", "0"], "--n-jobs must be >= 1, got 0"),
+        (["pareto", "--reference", "nan,1,1"], "--reference must be finite numbers"),
+        (["dashboard", "--port", "-1"], "--port must be in 1-65535, got -1"),
+        (["dashboard", "--port", "99999"], "--port must be in 1-65535, got 99999"),
+        (["worker", "--study-name", ""], "--study-name must name a study, got ''"),
+    ],
+)
+def test_shared_options_are_checked_alike_by_every_command(tmp_path, capsys, argv, message):
+    url = f"sqlite:///{tmp_path / 'nb.db'}"
+    search = ["search", "--storage", url, "--study-name", "s", "--benchmark", "nasbench201", "--dataset", "cifar10"]
+    assert main([*search, "--sampler", "random", "--n-trials", "3", "--no-mlflow", "--no-progress"]) == 0
+    capsys.readouterr()
+    study = [] if "--study-name" in argv or argv[0] == "dashboard" else ["--study-name", "s"]
+    assert main([*argv, "--storage", url, *study]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert len(optuna.load_study(storage=url, study_name="s").trials) == 3  # nothing ran

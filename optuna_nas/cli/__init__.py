@@ -175,10 +175,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_shared_arguments(args: argparse.Namespace) -> None:
+    """The checks of the options several commands share, the same for each command, before any work.
+
+    Raises:
+        CommandError: ``--n-trials`` or ``--n-jobs`` below 1, an empty ``--study-name``, or a
+            ``--port`` outside 1-65535.
+    """
+    for option in ("n_trials", "n_jobs"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise CommandError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
+    name = getattr(args, "study_name", None)
+    if name is not None and not name.strip():
+        raise CommandError(f"--study-name must name a study, got {name!r}")
+    port = getattr(args, "port", None)
+    if port is not None and not 1 <= port <= 65535:
+        raise CommandError(f"--port must be in 1-65535, got {port}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one line and return 2."""
     args = build_parser().parse_args(argv)
     try:
+        check_shared_arguments(args)
         status: int = args.run(args)
         return status
     except CommandError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from typing import Any
 
@@ -32,6 +33,8 @@ def pareto(args: argparse.Namespace) -> int:
             reference = [float(v) for v in args.reference.split(",")]
         except ValueError:
             raise CommandError(f"--reference must be comma-separated numbers, got {args.reference!r}") from None
+        if not all(math.isfinite(value) for value in reference):
+            raise CommandError(f"--reference must be finite numbers, got {args.reference!r}")
         if len(reference) != len(names):
             raise CommandError(f"--reference needs {len(names)} values ({', '.join(names)}), got {args.reference!r}")
     else:
