@@ -559,3 +559,14 @@ def test_shared_options_are_checked_alike_by_every_command(tmp_path, capsys, arg
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert len(optuna.load_study(storage=url, study_name="s").trials) == 3  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "argv", [["search", "--epochs", "x"], ["nosuch"], ["worker"], ["search", "--space", "nope"], ["export", "--format"]]
+)
+def test_a_malformed_command_line_is_one_line_and_status_2(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("optuna-nas") and "error:" in err[0] and "--help" in err[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from optuna_nas.cli._common import DEFAULT_ARTIFACT_DIR
 from optuna_nas.cli._common import CommandError
@@ -19,6 +20,15 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a malformed command line on one line (``optuna-nas search: error: ...``, with a pointer
+    to ``--help``) and exits with status 2, rather than printing the whole usage first.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 _STORAGE_HELP = "the study's storage: a URL (sqlite:///nas.db, postgresql://...) or a journal file (.log, .journal)"
@@ -41,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from optuna_nas.cli._search import search
     from optuna_nas.cli._search import worker
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="optuna-nas", description="Neural architecture search on Optuna.", formatter_class=_HelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"optuna-nas {__version__}")
