@@ -257,7 +257,9 @@ def test_sigterm_fails_the_running_trial_with_the_reason_and_exits_143(tmp_path)
     trials = study.get_trials(deepcopy=False)
     (stopped,) = (t for t in trials if t.number not in before)
     assert stopped.state == TrialState.FAIL and stopped.user_attrs["fail_reason"] == "stopped by SIGTERM"
-    assert 1 <= len(stopped.user_attrs["val_accuracy_curve"]) < 5  # stopped in training
+    # Stopped in training, at a progress callback: after epoch 1 and by the last epoch's at the latest
+    # (on a loaded machine the signal may land late in the tiny training), never completed.
+    assert 1 <= len(stopped.user_attrs["val_accuracy_curve"]) <= 5
 
 
 def _journal_study_with_a_killed_worker(tmp_path):
