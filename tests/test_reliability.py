@@ -42,39 +42,37 @@ def _command(command, db, *extra):
     ]
 
 
-def _states(db):
-    """The trials' states in number order, read without Optuna while a process writes."""
+def _column(db, query):
+    """The first column of ``query``'s rows, read without Optuna while a process writes; nothing while
+    the tables are not created yet."""
     try:
         with sqlite3.connect(db, timeout=5) as connection:
-            return [row[0] for row in connection.execute("SELECT state FROM trials ORDER BY number")]
-    except sqlite3.OperationalError:  # not created yet
+            return [row[0] for row in connection.execute(query)]
+    except sqlite3.OperationalError:
         return []
+
+
+def _states(db):
+    """The trials' states in number order."""
+    return _column(db, "SELECT state FROM trials ORDER BY number")
 
 
 def _beating(db):
     """The numbers of the RUNNING trials that have a heartbeat: past ``study.ask``, in their objective."""
-    query = (
+    return _column(
+        db,
         "SELECT number FROM trials JOIN trial_heartbeats ON trials.trial_id = trial_heartbeats.trial_id "
-        "WHERE state = 'RUNNING'"
+        "WHERE state = 'RUNNING'",
     )
-    try:
-        with sqlite3.connect(db, timeout=5) as connection:
-            return [row[0] for row in connection.execute(query)]
-    except sqlite3.OperationalError:
-        return []
 
 
 def _training(db):
     """The numbers of the RUNNING trials that have finished an epoch."""
-    query = (
+    return _column(
+        db,
         "SELECT number FROM trials JOIN trial_user_attributes ON trials.trial_id = trial_user_attributes.trial_id "
-        "WHERE state = 'RUNNING' AND key = 'val_accuracy_curve'"
+        "WHERE state = 'RUNNING' AND key = 'val_accuracy_curve'",
     )
-    try:
-        with sqlite3.connect(db, timeout=5) as connection:
-            return [row[0] for row in connection.execute(query)]
-    except sqlite3.OperationalError:
-        return []
 
 
 def _wait_for_a_running_trial(process, db, *, finished, trained=False):

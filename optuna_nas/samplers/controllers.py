@@ -208,17 +208,12 @@ class SequencePolicy:
             carry = dataclasses.replace(carry, inputs=embed[action])
         return distributions
 
-    def probabilities(
-        self, parameters: PolicyParameters, steps: Sequence[Step], key: str, *, carry: Carry | None = None
-    ) -> np.ndarray:
-        """The probability of each action of decision point ``key`` after ``steps`` (taken from
-        ``carry``, the state after earlier steps, when given; else from the start).
-        """
+    def probabilities(self, parameters: PolicyParameters, steps: Sequence[Step], key: str) -> np.ndarray:
+        """The probability of each action of decision point ``key`` after ``steps``."""
         import torch
 
         with torch.no_grad():
-            state = self.advance(parameters, carry if carry is not None else self.start(parameters), steps)
-            distribution, _, _ = self.step(parameters, state, key)
+            distribution, _, _ = self.step(parameters, self.advance(parameters, self.start(parameters), steps), key)
         return np.array(distribution.tolist(), dtype=np.float64)
 
     def sequence_probability(self, parameters: PolicyParameters, steps: Sequence[Step]) -> float:

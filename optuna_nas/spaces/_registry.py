@@ -41,13 +41,14 @@ def register_space(space_type: Any = None, *, replace: bool = False) -> Any:
     """
     from optuna_nas.spaces._base import Space
 
-    def register(cls: Any) -> Any:
-        if not isinstance(cls, type) or not issubclass(cls, Space) or not cls.name:
-            raise ValueError(f"space_type must be a Space subclass with a 'name', got {cls!r}.")
-        _SPACES.register(cls.name, cls, replace=replace)
-        return cls
-
-    return register if space_type is None else register(space_type)
+    return _class_registration(
+        _SPACES,
+        space_type,
+        base=Space,
+        tag="name",
+        wanted="space_type must be a Space subclass with a 'name'",
+        replace=replace,
+    )
 
 
 @overload
@@ -68,13 +69,28 @@ def register_spec(spec_type: Any = None, *, replace: bool = False) -> Any:
     """
     from optuna_nas.spaces._base import ArchitectureSpec
 
+    return _class_registration(
+        _SPECS,
+        spec_type,
+        base=ArchitectureSpec,
+        tag="space",
+        wanted="spec_type must be an ArchitectureSpec subclass with a 'space' tag",
+        replace=replace,
+    )
+
+
+def _class_registration(registry: Registry[Any], cls: Any, *, base: type, tag: str, wanted: str, replace: bool) -> Any:
+    """Register ``cls`` under its ``tag`` attribute (checked to be a ``base`` subclass with one, else
+    ``ValueError(f"{wanted}, got ...")``), or, when ``cls`` is ``None``, the decorator that does.
+    """
+
     def register(cls: Any) -> Any:
-        if not isinstance(cls, type) or not issubclass(cls, ArchitectureSpec) or not cls.space:
-            raise ValueError(f"spec_type must be an ArchitectureSpec subclass with a 'space' tag, got {cls!r}.")
-        _SPECS.register(cls.space, cls, replace=replace)
+        if not isinstance(cls, type) or not issubclass(cls, base) or not getattr(cls, tag):
+            raise ValueError(f"{wanted}, got {cls!r}.")
+        registry.register(getattr(cls, tag), cls, replace=replace)
         return cls
 
-    return register if spec_type is None else register(spec_type)
+    return register if cls is None else register(cls)
 
 
 def register_op_name(name: str) -> str:
