@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import re
+import sys
 import warnings
 from typing import Any
 
@@ -47,7 +48,7 @@ def open_storage(
             heartbeat and ignores it. The commands fail a trial silent for twice the interval, with
             the reason, just before Optuna's own check, which every worker runs as it begins a
             trial; that one waits a second longer (the database's clock may have 1 s steps), so it
-            is only a backstop.
+            is only a backstop, which records no reason but still says which trial it failed.
 
     Raises:
         CommandError: The storage cannot be opened, or (``must_exist``) a file it names is missing.
@@ -75,13 +76,22 @@ def open_storage(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat_interval, grace_period=2 * heartbeat_interval + 1
+                url,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=2 * heartbeat_interval + 1,
+                failed_trial_callback=_say_failed_without_heartbeat,
             )
     except CommandError:
         raise
     except Exception as error:  # noqa: BLE001 - any driver error means the same to the user
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CommandError(f"--storage {mask_url(url)!r} cannot be opened: {mask_secrets(message, url)}") from None
+
+
+def _say_failed_without_heartbeat(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """What a worker prints when Optuna's own heartbeat check failed a trial (no reason recorded)."""
+    message = f"optuna-nas: trial {trial.number} failed, no heartbeat (Optuna's check), its worker is gone"
+    print(message, file=sys.stderr)
 
 
 def load_study(
