@@ -79,7 +79,7 @@ def open_storage(
                 url,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=2 * heartbeat_interval + 1,
-                failed_trial_callback=_say_failed_without_heartbeat,
+                heartbeat_stale_trial_callback=_say_failed_without_heartbeat,
             )
     except CommandError:
         raise
