@@ -24,6 +24,7 @@ from optuna_nas.objectives._common import check_objectives
 from optuna_nas.objectives._common import record_architecture
 from optuna_nas.objectives._common import resolve_dataset
 from optuna_nas.objectives._common import training_failures
+from optuna_nas.pruners import LearningCurvePruner
 from optuna_nas.spaces import ArchitectureSpec
 from optuna_nas.spaces import Space
 
@@ -95,6 +96,11 @@ class ImageClassification(MetricObjective):
     In a single-objective study the validation accuracy is reported after every epoch, so Optuna's
     pruners work. ``early_stop_thresholds`` is MetaQNN's "penalize" setting, for any study: after
     epoch ``e``, a validation accuracy below ``thresholds[e]`` stops training and prunes the trial.
+    ``curve_pruner`` (a :class:`~optuna_nas.pruners.LearningCurvePruner`) is asked after every epoch,
+    in any study, with the trial's ``val_accuracy_curve`` and the accuracy objective of the complete
+    trials: this is how a multi-objective study, where Optuna does not prune, is pruned on learning
+    curves. In a single-objective study, passing the pruner to ``optuna.create_study(pruner=...)``
+    does the same through the reported values.
 
     Every reported accuracy (per epoch, final, test) is measured after the network's BatchNorm
     statistics are recalibrated on ``bn_recalibration_batches`` training batches, as one-shot NAS
@@ -127,6 +133,8 @@ class ImageClassification(MetricObjective):
         objectives: Metrics to return, in order, from ``accuracy``, ``params``, ``flops``, ``macs``
             and ``latency`` (median single-sample forward time in ms on the device).
         early_stop_thresholds: ``{epoch: minimum validation accuracy}``, epochs counted from 1.
+        curve_pruner: A :class:`~optuna_nas.pruners.LearningCurvePruner` to ask after every epoch,
+            or ``None``; needs ``accuracy`` among ``objectives``.
         max_params: Parameter budget (a constraint), or ``None``.
         max_flops: FLOPs budget (a constraint), or ``None``.
         train_infeasible: Train networks over budget too (default: prune them untrained).
@@ -171,6 +179,7 @@ class ImageClassification(MetricObjective):
         seed: int = 0,
         artifact_store: Any = None,
         progress_callbacks: Sequence[ProgressCallback] = (),
+        curve_pruner: LearningCurvePruner | None = None,
     ) -> None:
         from optuna_nas.training import TrainingSettings
         from optuna_nas.training import resolve_device
@@ -187,6 +196,14 @@ class ImageClassification(MetricObjective):
         )
         self.objectives = check_objectives(objectives)
         self.early_stop_thresholds = _check_thresholds(early_stop_thresholds, self.settings.epochs)
+        if curve_pruner is not None and not isinstance(curve_pruner, LearningCurvePruner):
+            raise ValueError(f"curve_pruner must be a LearningCurvePruner or None, got {curve_pruner!r}.")
+        if curve_pruner is not None and "accuracy" not in self.objectives:
+            raise ValueError(
+                "curve_pruner predicts the accuracy: objectives must include 'accuracy', "
+                f"got {list(self.objectives)!r}."
+            )
+        self.curve_pruner = curve_pruner
         self.budgets = {
             metric: check_number(f"max_{metric}", limit, low=0.0, low_open=True)
             for metric, limit in (("params", max_params), ("flops", max_flops))
@@ -290,6 +307,13 @@ class ImageClassification(MetricObjective):
                 if trial.should_prune():
                     trial.set_user_attr("pruned_reason", f"pruner stopped it after epoch {epoch}")
                     raise optuna.TrialPruned()
+            if self.curve_pruner is not None:
+                verdict = self.curve_pruner.judge(
+                    trial.study, trial, curve_attr="val_accuracy_curve", objective=self.objectives.index("accuracy")
+                )
+                if verdict.prune:
+                    trial.set_user_attr("pruned_reason", verdict.reason)
+                    raise optuna.TrialPruned(verdict.reason)
 
         data = self._tensors()
         start = time.perf_counter()
