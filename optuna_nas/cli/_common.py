@@ -6,10 +6,14 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 import re
 import sys
+import time
 import warnings
+from collections.abc import Callable
 from typing import Any
+from typing import TypeVar
 
 import optuna
 
@@ -17,6 +21,28 @@ from optuna_nas._secrets import mask_secrets
 from optuna_nas._secrets import mask_url
 
 CONFIG_ATTR = "optuna_nas.config"
+
+#: The study's record of settings changed with ``--force-settings``: a list of
+#: ``{"at": ISO time, "command": ..., "changes": {setting: {"saved": old, "given": new}}}``.
+SETTINGS_CHANGES_ATTR = "optuna_nas.settings_changes"
+
+#: Tries of a step that processes starting together may race on (see :func:`retry_first_use`),
+#: and the wait before the second, doubled before each next one (about 6 s in all at most).
+FIRST_USE_ATTEMPTS = 7
+FIRST_USE_WAIT = 0.05
+
+# What the drivers say when another process created the same table, row or study first.
+_FIRST_USE_RACES = (
+    "database is locked",
+    "already exists",
+    "unique constraint",
+    "duplicate key",
+    "uniqueviolation",
+    "deadlock detected",
+    "could not serialize access",
+)
+
+_T = TypeVar("_T")
 
 #: Where ``search`` logs to MLflow unless told otherwise, and where a study saved without its
 #: tracking URI is taken to have logged (relative to the current folder).
@@ -32,6 +58,43 @@ _NAMED_MLFLOW_STORES = ("databricks", "databricks-uc", "uc")
 
 class CommandError(Exception):
     """A user error: printed as one line, exit code 2, no traceback."""
+
+
+class NotReady(CommandError):
+    """A study another process is still creating: retried by :func:`retry_first_use`, then reported."""
+
+
+def is_first_use_race(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) is one that processes creating or opening
+    the same storage or study at once run into: a table, version row or study another one created
+    first, or a SQLite database another one holds locked.
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (NotReady, optuna.exceptions.DuplicatedStudyError)):
+            return True
+        if isinstance(seen, CommandError):  # a refusal, whatever led to it
+            return False
+        text = f"{type(seen).__name__} {seen}".lower()
+        if any(words in text for words in _FIRST_USE_RACES):
+            return True
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return False
+
+
+def retry_first_use(action: Callable[[], _T]) -> _T:
+    """``action()``, tried again after a first-use race (:func:`is_first_use_race`), with a growing,
+    jittered wait, :data:`FIRST_USE_ATTEMPTS` times in all; other errors, and the race's after the
+    last try, are raised as they are.
+    """
+    for attempt in range(FIRST_USE_ATTEMPTS):
+        try:
+            return action()
+        except Exception as error:
+            if attempt == FIRST_USE_ATTEMPTS - 1 or not is_first_use_race(error):
+                raise
+        time.sleep(FIRST_USE_WAIT * 2**attempt * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def open_storage(
@@ -71,21 +134,31 @@ def open_storage(
             path = url[len("sqlite:///") :]
             if not os.path.exists(path):
                 raise CommandError(f"--storage {mask_url(url)!r}: no database at {path!r}.")
-        if heartbeat_interval is None:
-            return optuna.storages.RDBStorage(url)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=2 * heartbeat_interval + 1,
-                heartbeat_stale_trial_callback=_say_failed_without_heartbeat,
-            )
+        return retry_first_use(lambda: _rdb_storage(url, heartbeat_interval))
     except CommandError:
         raise
     except Exception as error:  # noqa: BLE001 - any driver error means the same to the user
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CommandError(f"--storage {mask_url(url)!r} cannot be opened: {mask_secrets(message, url)}") from None
+        raise CommandError(f"--storage {mask_url(url)!r} cannot be opened: {_first_line(error, url)}") from None
+
+
+def _rdb_storage(url: str, heartbeat_interval: int | None) -> optuna.storages.RDBStorage:
+    """An RDB storage, its tables created if they are not there yet (on first use)."""
+    if heartbeat_interval is None:
+        return optuna.storages.RDBStorage(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=2 * heartbeat_interval + 1,
+            heartbeat_stale_trial_callback=_say_failed_without_heartbeat,
+        )
+
+
+def _first_line(error: BaseException, url: str) -> str:
+    """The first line of ``error``'s message (its type when it has none), ``url``'s secrets masked."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return mask_secrets(message, url)
 
 
 def _say_failed_without_heartbeat(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -119,6 +192,54 @@ def load_study(
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise CommandError(f"--study-name {study_name!r} is not in {mask_url(url)}; its studies: {names}") from None
+
+
+def create_or_load_study(
+    url: str,
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    *,
+    directions: list[str],
+    sampler: optuna.samplers.BaseSampler,
+    prepare: Callable[[optuna.Study], _T],
+) -> tuple[optuna.Study, _T]:
+    """The study ``study_name``, created with ``directions`` if it is not there yet, and what
+    ``prepare`` (checking its settings, saving them in a new study) returns for it.
+
+    Any number of processes may call this for the same study at once: the step is tried again
+    after a first-use race (:func:`retry_first_use`), such as another process having created the
+    study first, which is then loaded and prepared as an existing one.
+
+    Args:
+        url: The storage URL or journal file, as given (for messages).
+        storage: The storage of ``url``, opened (:func:`open_storage`).
+        study_name: The study's name.
+        directions: The directions of a new study.
+        sampler: The study's sampler.
+        prepare: Called with the study; raises :class:`CommandError` to refuse it.
+
+    Raises:
+        CommandError: ``prepare`` refuses the study, or the storage fails, also after the last try.
+    """
+
+    def attempt() -> tuple[optuna.Study, _T]:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            sampler=sampler,
+            directions=[optuna.study.StudyDirection[d.upper()] for d in directions],
+            load_if_exists=True,
+        )
+        return study, prepare(study)
+
+    try:
+        return retry_first_use(attempt)
+    except CommandError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any driver error means the same to the user
+        raise CommandError(
+            f"--storage {mask_url(url)!r}: study {study_name!r} cannot be created or opened: {_first_line(error, url)}"
+        ) from None
 
 
 def read_config(study: optuna.Study) -> dict[str, Any]:

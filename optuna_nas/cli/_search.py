@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import datetime
+import filecmp
 import json
 import os
 import signal
@@ -26,13 +29,17 @@ from optuna_nas.cli._build import saved_sampler_options
 from optuna_nas.cli._common import CONFIG_ATTR
 from optuna_nas.cli._common import DEFAULT_ARTIFACT_DIR
 from optuna_nas.cli._common import DEFAULT_MLFLOW_URI
+from optuna_nas.cli._common import SETTINGS_CHANGES_ATTR
 from optuna_nas.cli._common import CommandError
+from optuna_nas.cli._common import NotReady
 from optuna_nas.cli._common import absolute_folder
 from optuna_nas.cli._common import absolute_mlflow_uri
+from optuna_nas.cli._common import create_or_load_study
 from optuna_nas.cli._common import given_locations
 from optuna_nas.cli._common import load_study
 from optuna_nas.cli._common import open_storage
 from optuna_nas.cli._common import read_config
+from optuna_nas.cli._common import retry_first_use
 from optuna_nas.cli._common import study_locations
 from optuna_nas.cli._recover import FAIL_REASON_ATTR
 from optuna_nas.cli._recover import fail_gone_trials
@@ -158,6 +165,13 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="show no progress bar")
     add_heartbeat_argument(parser)
     add_take_over_argument(parser)
+    parser.add_argument(
+        "--force-settings",
+        action="store_true",
+        help="resume a study although these settings differ from the ones it was searched with (or it has "
+        "trials but none saved); the study then keeps these, and records each change with its old and new "
+        f"value in its user attr {SETTINGS_CHANGES_ATTR!r}. Its objectives and space cannot change",
+    )
 
 
 def add_take_over_argument(parser: argparse.ArgumentParser) -> None:
@@ -238,58 +252,274 @@ def _check_enas(args: argparse.Namespace, space: str) -> None:
 
 
 def search(args: argparse.Namespace) -> int:
-    """Run or resume a study."""
+    """Run or resume a study.
+
+    A study that exists already is resumed only with the settings it was searched with
+    (:func:`settle_settings`), or with ``--force-settings``; nothing is written to it otherwise.
+    """
     config = _config(args)
     args.mlflow_uri, args.no_mlflow = config["mlflow_uri"], config["mlflow_uri"] is None
     objective, space = _make_objective(config, take_over=args.take_over)
+    directions = list(objective.directions)
     sampler = make_sampler(
         config["sampler"],
         config["seed"],
         space,
         reward=config["reward"],
         selection=config["selection"],
-        directions=list(objective.directions),
+        directions=directions,
     )
     storage = open_storage(args.storage, heartbeat_interval=_heartbeat_interval(args))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=args.study_name,
-        sampler=sampler,
-        directions=objective.directions,
-        load_if_exists=True,
+    run = _Run(command="search", directions=directions, metric_names=list(objective.metric_names))
+
+    def prepare(study: optuna.Study) -> dict[str, Any]:
+        return settle_settings(study, config, trial_settings(config), run, force=args.force_settings)
+
+    study, settings = create_or_load_study(
+        args.storage, storage, args.study_name, directions=directions, sampler=sampler, prepare=prepare
     )
     silent = _SilentTrials(storage, study)
-    saved_text = study.user_attrs.get(CONFIG_ATTR)
-    if saved_text is None:
-        study.set_user_attr(CONFIG_ATTR, json.dumps(config))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(objective.metric_names)
-        return _run(study, objective, args, silent)
-    saved = json.loads(saved_text)
-    if saved["space"] != config["space"]:
-        raise CommandError(f"--study-name {args.study_name!r} already searches the {saved['space']!r} space")
-    if (saved.get("sampler") == ENAS) != (config["sampler"] == ENAS):
-        raise CommandError(
-            f"--sampler {config['sampler']}: study {args.study_name!r} was searched with --sampler "
-            f"{saved.get('sampler')}, and ENAS's shared weights go with --sampler enas only"
-        )
-    # Every worker learns the same only if every one uses the study's reward and selection.
-    reward, selection = saved_sampler_options(saved)
-    for flag, given, kept in (("--reward", args.reward, reward), ("--selection", args.selection, selection)):
-        if given is not None and given != kept:
-            shown = "the sampler's default" if kept is None else repr(kept)
-            raise CommandError(f"{flag} {given!r}: study {args.study_name!r} was searched with {shown}")
+    reward, selection = saved_sampler_options(settings)
     study.sampler = make_sampler(
-        config["sampler"],
-        config["seed"],
-        space,
-        reward=reward,
-        selection=selection,
-        directions=list(objective.directions),
+        settings["sampler"], config["seed"], space, reward=reward, selection=selection, directions=directions
     )
     return _run(study, objective, args, silent)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What a ``search`` or ``worker`` run will do to a study, for the checks of its settings.
+
+    Attributes:
+        command: ``"search"`` or ``"worker"``.
+        directions: The directions of the run's objective, ``"maximize"`` or ``"minimize"`` each.
+        metric_names: The names of its objective's values.
+    """
+
+    command: str
+    directions: list[str]
+    metric_names: list[str]
+
+
+#: The saved settings that say what a trial is, each with the option that sets it, in the order
+#: they are checked. The seed is not one: each process may have its own (``worker --seed``, as
+#: parallel workers want, so that they do not draw the same architectures), and a trial's seed
+#: comes from it and the trial's number. The places (``--data-root``, ``--artifact-dir``,
+#: ``--mlflow-uri``) are not either: they are where things are, not what they are.
+TRIAL_SETTINGS = {
+    "space": "--space",
+    "benchmark": "--benchmark",
+    "dataset": "--dataset",
+    "table": "--table",
+    "single_objective": "--single-objective",
+    "sampler": "--sampler",
+    "reward": "--reward",
+    "selection": "--selection",
+    "epochs": "--epochs",
+    "learning_rate": "--learning-rate",
+    "batches_per_trial": "--batches-per-trial",
+    "batch_size": "--batch-size",
+    "max_layers": "--max-layers",
+    "filters": "--filters",
+    "max_blocks": "--max-blocks",
+    "max_nodes": "--max-nodes",
+    "max_edges": "--max-edges",
+    "channels": "--channels",
+}
+
+# What --force-settings cannot change: another space would make the study's trials another kind of
+# thing (as other objectives or ENAS's weights would; those are checked apart).
+_FIXED_SETTINGS = ("space",)
+
+_SPACE_OPTIONS = {
+    "chain": ("max_layers", "filters"),
+    "cell": ("max_blocks", "channels"),
+    "dag": ("max_nodes", "max_edges", "channels"),
+}
+
+
+def trial_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``config`` (the search's, given or defaulted) that say what its trials are
+    (:data:`TRIAL_SETTINGS`), those that apply to its space, objective and sampler only;
+    ``--reward`` and ``--selection`` only where given (else the study's own are kept).
+    """
+    keys = ["space", "benchmark", "dataset", "single_objective", "sampler", "reward", "selection"]
+    if config["benchmark"]:
+        keys.append("table")
+    else:
+        keys += ["batches_per_trial"] if config["sampler"] == ENAS else ["epochs", "learning_rate"]
+        keys.append("batch_size")
+        keys += _SPACE_OPTIONS.get(config["space"], ())
+    settings = {key: config[key] for key in keys}
+    for key in ("reward", "selection"):
+        if settings[key] is None:
+            del settings[key]
+    return settings
+
+
+def settle_settings(
+    study: optuna.Study, config: dict[str, Any], given: dict[str, Any], run: _Run, *, force: bool
+) -> dict[str, Any]:
+    """The settings a run on ``study`` uses, once checked against those the study was searched with.
+
+    A study without saved settings gets ``config``: a new one, or one made elsewhere with the same
+    directions and no trial yet (processes starting together see each other's study so). A study
+    with saved settings keeps them, when each setting ``given`` is the saved one.
+
+    Args:
+        study: The study, created or loaded.
+        config: The run's settings, all of them (``search``'s), saved in a study without any.
+        given: The settings to check (:func:`trial_settings`), by key; an absent key is not checked.
+        run: The run's command and the directions of its objective.
+        force: ``--force-settings``: a setting that differs is changed, and the change recorded.
+
+    Returns:
+        The saved settings (the given ones in a study that had none, or after ``force``).
+
+    Raises:
+        CommandError: The study's directions are not the run's; it has trials but no saved settings;
+            or (unless ``force``) a given setting is not the saved one. Nothing is written then.
+    """
+    # The trials first: a study that has none while its settings are missing is still being made.
+    trials = len(study.get_trials(deepcopy=False))
+    saved_text = study.user_attrs.get(CONFIG_ATTR)
+    if saved_text is None:
+        _check_directions(study, run, saved=None)
+        if trials and not force:
+            raise CommandError(
+                f"study {study.study_name!r} has {trials} trials but no saved settings (it was not made by "
+                "optuna-nas search): pass --force-settings to search it with these settings, or use another "
+                "--study-name"
+            )
+        changes = {key: {"saved": None, "given": value} for key, value in given.items()} if trials else {}
+        _save_settings(study, config, changes, run)
+        return _settled(study, config)
+    saved: dict[str, Any] = json.loads(saved_text)
+    _check_directions(study, run, saved=saved)
+    if (saved.get("sampler") == ENAS) != (given.get("sampler", saved.get("sampler")) == ENAS):
+        raise CommandError(
+            f"--sampler {given['sampler']}: study {study.study_name!r} was searched with --sampler "
+            f"{saved.get('sampler')}, and ENAS's shared weights go with --sampler enas only"
+        )
+    differences = _differences(saved, given)
+    for key in differences:
+        if key in _FIXED_SETTINGS or not force:
+            raise CommandError(
+                _difference_message(study.study_name, key, saved, given, forceable=key not in _FIXED_SETTINGS)
+            )
+    if not differences:
+        return saved
+    reward, selection = saved_sampler_options(saved)
+    new = {**config, "reward": given.get("reward", reward), "selection": given.get("selection", selection)}
+    changes = {key: {"saved": _saved_value(saved, key), "given": given[key]} for key in differences}
+    _save_settings(study, new, changes, run)
+    return new
+
+
+def _settled(study: optuna.Study, config: dict[str, Any]) -> dict[str, Any]:
+    """The study's saved settings after ``config`` was saved; refused when another process saved
+    other ones at the same moment (only one of two writes stays).
+    """
+    saved: dict[str, Any] = json.loads(study.user_attrs[CONFIG_ATTR])
+    differences = _differences(saved, trial_settings(config))
+    if differences:
+        raise CommandError(
+            _difference_message(study.study_name, differences[0], saved, trial_settings(config), forceable=True)
+        )
+    return saved
+
+
+def _check_directions(study: optuna.Study, run: _Run, *, saved: dict[str, Any] | None) -> None:
+    """Refuses a study whose directions are not those of the run's objective: they cannot change."""
+    kept = [d.name.lower() for d in study.directions]
+    if kept == run.directions:
+        return
+    names = study.metric_names
+    theirs = _directions_text(kept, names)
+    ours = _directions_text(run.directions, run.metric_names)
+    if saved is None:
+        lead = f"study {study.study_name!r} was not made by optuna-nas search: it has {theirs}, this {run.command}"
+    elif run.command == "worker":
+        lead = f"study {study.study_name!r} has {theirs}, but its saved settings make"
+    else:
+        lead = (
+            f"{'--single-objective' if len(run.directions) == 1 else 'without --single-objective'}: "
+            f"study {study.study_name!r} has {theirs}, this search"
+        )
+    raise CommandError(f"{lead} {ours}; a study's objectives cannot change: use another --study-name")
+
+
+def _directions_text(directions: list[str], names: list[str] | None) -> str:
+    """``"3 objectives (maximize accuracy, minimize params, minimize flops)"``."""
+    named = [f"{d} {n}" for d, n in zip(directions, names, strict=True)] if names else directions
+    return f"{len(directions)} objective{'s' if len(directions) > 1 else ''} ({', '.join(named)})"
+
+
+def _saved_value(saved: dict[str, Any], key: str) -> Any:
+    """A saved setting, ``--reward`` and ``--selection`` as older settings meant them."""
+    if key in ("reward", "selection"):
+        return dict(zip(("reward", "selection"), saved_sampler_options(saved), strict=True))[key]
+    return saved.get(key)
+
+
+def _differences(saved: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """The keys of ``given`` whose value is not the saved one, in :data:`TRIAL_SETTINGS` order.
+    Settings saved before a key existed are not checked on it (other than the sampler's options).
+    """
+    keys = [key for key in TRIAL_SETTINGS if key in given and (key in saved or key in ("reward", "selection"))]
+    return [key for key in keys if not _same(key, _saved_value(saved, key), given[key])]
+
+
+def _same(key: str, saved: Any, given: Any) -> bool:
+    if key == "table" and isinstance(saved, str) and isinstance(given, str) and saved != given:
+        # The same table elsewhere (the package installed in another place, a copy) is the same.
+        return os.path.isfile(saved) and os.path.isfile(given) and filecmp.cmp(saved, given, shallow=False)
+    return bool(saved == given)
+
+
+def _difference_message(
+    study_name: str, key: str, saved: dict[str, Any], given: dict[str, Any], *, forceable: bool
+) -> str:
+    option = TRIAL_SETTINGS[key]
+    value, kept = given[key], _saved_value(saved, key)
+    if value is None or value is False:
+        lead = f"without {option}"
+    elif value is True:
+        lead = option
+    else:
+        lead = f"{option} {_shown(value)!r}"
+    if kept is None and key in ("reward", "selection"):
+        tail = "with the sampler's default"
+    elif kept is None or kept is False:
+        tail = f"without {option}"
+    elif kept is True:
+        tail = f"with {option}"
+    else:
+        tail = f"with {_shown(kept)!r}"
+    advice = "pass --force-settings to change the study's settings" if forceable else "use another --study-name"
+    return f"{lead}: study {study_name!r} was searched {tail}; {advice}"
+
+
+def _shown(value: Any) -> Any:
+    """A setting as it is written on the command line (``--filters 16,32,64``)."""
+    return ",".join(str(v) for v in value) if isinstance(value, list) else value
+
+
+def _save_settings(study: optuna.Study, config: dict[str, Any], changes: dict[str, Any], run: _Run) -> None:
+    """Saves ``config`` as the study's settings, recording ``changes`` (``--force-settings``) first."""
+    if changes:
+        record = {
+            "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": run.command,
+            "changes": changes,
+        }
+        study.set_user_attr(SETTINGS_CHANGES_ATTR, [*study.user_attrs.get(SETTINGS_CHANGES_ATTR, []), record])
+    study.set_user_attr(CONFIG_ATTR, json.dumps(config))
+    if study.metric_names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(run.metric_names)
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -301,9 +531,7 @@ def worker(args: argparse.Namespace) -> int:
     heartbeat_interval = _heartbeat_interval(args)
     given = given_locations(args, create_artifact_dir=True)
     storage = open_storage(args.storage, must_exist=True, heartbeat_interval=heartbeat_interval)
-    study = load_study(args.storage, args.study_name, storage=storage)
-    silent = _SilentTrials(storage, study)
-    config = read_config(study)
+    study, config = retry_first_use(lambda: _study_with_settings(args, storage))
     if args.seed is not None:
         config["seed"] = args.seed
     places = study_locations(study, given)
@@ -317,16 +545,34 @@ def worker(args: argparse.Namespace) -> int:
     config.update(data_root=places.data_root, artifact_dir=places.artifact_dir)
     args.mlflow_uri, args.no_mlflow = places.mlflow_uri, places.mlflow_uri is None
     objective, space = _make_objective(config, take_over=args.take_over)
+    run = _Run(command="worker", directions=list(objective.directions), metric_names=list(objective.metric_names))
+    _check_directions(study, run, saved=config)
+    silent = _SilentTrials(storage, study)
     reward, selection = saved_sampler_options(config)
     study.sampler = make_sampler(
-        config["sampler"],
-        config["seed"],
-        space,
-        reward=reward,
-        selection=selection,
-        directions=[d.name.lower() for d in study.directions],
+        config["sampler"], config["seed"], space, reward=reward, selection=selection, directions=run.directions
     )
     return _run(study, objective, args, silent)
+
+
+def _study_with_settings(
+    args: argparse.Namespace, storage: optuna.storages.BaseStorage
+) -> tuple[optuna.Study, dict[str, Any]]:
+    """The study ``worker`` joins and its saved settings.
+
+    Raises:
+        NotReady: The study has neither settings nor trials yet: the search making it may not have
+            saved its settings yet (:func:`~optuna_nas.cli._common.retry_first_use` asks again).
+        CommandError: No such study, or one with trials but no saved settings.
+    """
+    study = load_study(args.storage, args.study_name, storage=storage)
+    trials = len(study.get_trials(deepcopy=False))
+    try:
+        return study, read_config(study)
+    except CommandError as error:
+        if trials:
+            raise
+        raise NotReady(str(error)) from None
 
 
 def _make_objective(config: dict[str, Any], *, take_over: bool = False) -> tuple[Any, Any]:
