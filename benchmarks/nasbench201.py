@@ -48,6 +48,9 @@ from _timing import TimedSampler
 
 from optuna_nas.objectives import DEFAULT_TABLE
 
+#: Samplers made for the space they search (predictor-guided ones).
+SPACE_SAMPLERS = ("evolution-guided", "pnas")
+
 
 def judge_column(table: str, dataset: str) -> dict[str, float]:
     """The 200-epoch test accuracy per arch: read here, to judge answers, and nowhere else."""
@@ -62,6 +65,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, judge: dict[str, flo
         options["reward"] = rewards.from_string(args.reward)
     if args.canonical_key and name not in ("random", "tpe", "nsga2"):
         options["dedup_key"] = NASBench201Space().dedup_key
+    if name in SPACE_SAMPLERS:
+        options["space"] = NASBench201Space()
     sampler = TimedSampler(create_sampler(name, seed=seed, **options))
     study = optuna.create_study(directions=objective.directions, sampler=sampler)
     start = time.perf_counter()

@@ -28,6 +28,8 @@ from optuna_nas.predictors._architecture import Architecture
 from optuna_nas.predictors._architecture import architecture_features
 from optuna_nas.predictors._architecture import architecture_tokens
 from optuna_nas.predictors._base import Predictor
+from optuna_nas.predictors._base import SequencePredictor
+from optuna_nas.predictors._base import VectorPredictor
 from optuna_nas.predictors._correlation import rank_correlation
 from optuna_nas.predictors._encoders import TokenEncoder
 from optuna_nas.predictors._encoders import VectorEncoder
@@ -42,9 +44,11 @@ __all__ = [
     "LSTMEnsemble",
     "MLPEnsemble",
     "Predictor",
+    "SequencePredictor",
     "TokenEncoder",
     "TreeEnsemble",
     "VectorEncoder",
+    "VectorPredictor",
     "architecture_features",
     "architecture_tokens",
     "rank_correlation",

@@ -2,8 +2,10 @@
 
 ``create_sampler(name, seed=...)`` makes any of them by the name the ``optuna-nas`` command and the
 benchmarks use: Optuna's ``random``, ``tpe`` and ``nsga2``, and the project's ``metaqnn``,
-``evolution`` and ``reinforce``. :class:`NASSampler` is the public base of the project's samplers: subclass it (with
-:class:`Decision`, :class:`Plan`, :class:`Episode`, :class:`ActionSpace`) to write a controller.
+``evolution``, ``evolution-guided`` (aging evolution guided by an accuracy predictor; it needs
+``space=``), ``reinforce`` and ``enas``. :class:`NASSampler` is the public base of the project's
+samplers: subclass it (with :class:`Decision`, :class:`Plan`, :class:`Episode`, :class:`ActionSpace`)
+to write a controller; :class:`PredictorGuidedSampler` puts a predictor in front of any of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from optuna_nas.samplers._base import Decision
 from optuna_nas.samplers._base import NASSampler
 from optuna_nas.samplers._base import Plan
 from optuna_nas.samplers._evolution import AgingEvolutionSampler
+from optuna_nas.samplers._guided import PredictorGuidedSampler
 from optuna_nas.samplers._history import Episode
 from optuna_nas.samplers._history import RewardLedger
 from optuna_nas.samplers._metaqnn import DEFAULT_EPSILON_SCHEDULE
@@ -38,6 +41,7 @@ __all__ = [
     "MetaQNNSampler",
     "NASSampler",
     "Plan",
+    "PredictorGuidedSampler",
     "ReinforceSampler",
     "RewardLedger",
     "available_samplers",

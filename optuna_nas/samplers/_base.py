@@ -152,6 +152,10 @@ class NASSampler(BaseSampler, abc.ABC):
     finishes.
     """
 
+    #: The sampler whose storage replay this one reads, when it makes candidates for another
+    #: (:class:`~optuna_nas.samplers.PredictorGuidedSampler`); ``None``: its own.
+    _owner: NASSampler | None = None
+
     def __init__(
         self,
         *,
@@ -401,6 +405,8 @@ class NASSampler(BaseSampler, abc.ABC):
         return lambda: RewardLedger(self._pruned, relative=relative, directions=directions)
 
     def _study_replay(self, study: optuna.Study) -> StudyReplay:
+        if self._owner is not None:
+            return self._owner._study_replay(study)
         with self._lock:
             by_study = self._replays.get(study._storage)
             if by_study is None:
@@ -418,6 +424,8 @@ class NASSampler(BaseSampler, abc.ABC):
         """The study's replay, after taking in what storage holds now: all trials on first contact,
         then only the trials that were unfinished and the new ones.
         """
+        if self._owner is not None:
+            return self._owner._synced_replay(study)
         replay = self._study_replay(study)
         try:
             if replay.synced:
@@ -451,12 +459,17 @@ class NASSampler(BaseSampler, abc.ABC):
                 self._contexts.popitem(last=False)
         return context
 
-    def _allowed_actions(self, study: optuna.Study, trial: FrozenTrial, name: str, actions: ActionSpace) -> list[int]:
+    def _allowed_actions(
+        self, study: optuna.Study, trial: FrozenTrial, name: str, actions: ActionSpace, *, read_storage: bool = True
+    ) -> list[int]:
+        """The actions that do not lead only to evaluated or pending architectures (all of them if
+        every one does), after reading storage (``read_storage``) or as of the last read.
+        """
         everything = list(range(actions.size))
         if not self._avoid_duplicates or not actions.exact:
             return everything
         values = actions.values()
-        replay = self._synced_replay(study)
+        replay = self._synced_replay(study) if read_storage else self._study_replay(study)
         with replay.lock:
             seen = replay.trie.exhausted_choices(trial.params, name, values)
         fresh = [action for action in everything if not _member(values[action], seen)]

@@ -9,14 +9,24 @@ import json
 import sys
 
 import optuna
+from _helpers import NB201
 from _helpers import nb201_score
 
+from optuna_nas.predictors import TreeEnsemble
 from optuna_nas.samplers import create_sampler
 
 SMALL = {
     "metaqnn": {"epsilon_schedule": ((1.0, 10), (0.3, 10), (0.1, 1)), "replay": 20},
     "evolution": {"population_size": 8, "sample_size": 4},
     "reinforce": {"replay": 4, "hidden_size": 8},
+    "evolution-guided": {
+        "population_size": 8,
+        "sample_size": 4,
+        "space": NB201,
+        "candidates": 10,
+        "min_trials": 6,
+        "predictor": TreeEnsemble(n_estimators=10, seed=0),
+    },
 }
 
 

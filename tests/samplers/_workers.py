@@ -39,11 +39,15 @@ def learned_summary(sampler, study) -> object:
         state = sampler.learned_state(study)
         weights = {name: value.numpy().tobytes().hex() for name, value in state["parameters"].items()}
         return {"weights": weights, "baseline": state["baseline"], "memory": len(state["memory"])}
+    if name_of(sampler) == "evolution-guided":
+        state = sampler.learned_state(study)
+        return {"population": [m.number for m in state.base], "examples": [n for n, _, _ in state.examples]}
     return [member.number for member in sampler.population(study)]
 
 
 def name_of(sampler) -> str:
-    return {"MetaQNNSampler": "metaqnn", "ReinforceSampler": "reinforce"}.get(type(sampler).__name__, "evolution")
+    names = {"MetaQNNSampler": "metaqnn", "ReinforceSampler": "reinforce", "PredictorGuidedSampler": "evolution-guided"}
+    return names.get(type(sampler).__name__, "evolution")
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from optuna_nas.samplers import rewards
 from optuna_nas.samplers._history import episodes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLERS = ["metaqnn", "evolution", "reinforce"]
+SAMPLERS = ["metaqnn", "evolution", "reinforce", "evolution-guided"]
 
 
 def _propose_in_new_process(*args, hash_seed="0"):
