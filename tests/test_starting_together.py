@@ -6,6 +6,7 @@ millisecond of each other, when its tables, version rows and the study do not ex
 trials are scored from the NAS-Bench-201 table, so they are instant.
 """
 
+import itertools
 import os
 import subprocess
 import sys
@@ -123,3 +124,49 @@ def test_processes_starting_together_on_a_new_storage_share_one_study(backend, t
     finally:
         if drop is not None:
             drop()
+
+
+def test_a_race_that_does_not_end_is_one_line_after_a_bounded_wait(tmp_path, monkeypatch):
+    import sqlalchemy
+
+    from optuna_nas.cli import _common
+
+    waits, tries = [], []
+
+    def locked(*args, **kwargs):
+        tries.append(args)
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", locked)
+    monkeypatch.setattr(_common.time, "sleep", waits.append)
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    with pytest.raises(_common.CommandError, match=r"cannot be opened: .*database is locked") as error:
+        _common.open_storage(url)
+    assert "\n" not in str(error.value)
+    assert len(tries) == _common.FIRST_USE_ATTEMPTS and len(waits) == _common.FIRST_USE_ATTEMPTS - 1
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits))  # backing off
+    assert sum(waits) < 10
+
+
+def test_only_first_use_races_are_tried_again():
+    import sqlalchemy
+
+    from optuna_nas.cli._common import CommandError
+    from optuna_nas.cli._common import NotReady
+    from optuna_nas.cli._common import is_first_use_race
+
+    def driver(message):
+        return sqlalchemy.exc.ProgrammingError("CREATE TABLE", {}, Exception(message))
+
+    assert is_first_use_race(driver('relation "studies" already exists'))
+    assert is_first_use_race(driver('duplicate key value violates unique constraint "alembic_version_pkc"'))
+    assert is_first_use_race(optuna.exceptions.DuplicatedStudyError())
+    assert is_first_use_race(NotReady("no settings yet"))
+    assert not is_first_use_race(driver("connection refused"))
+    try:  # a refusal is final, whatever it was raised from
+        try:
+            raise driver("database is locked")
+        except sqlalchemy.exc.ProgrammingError:
+            raise CommandError("--dataset 'cifar100': study 's' was searched with 'cifar10'") from None
+    except CommandError as refusal:
+        assert not is_first_use_race(refusal)

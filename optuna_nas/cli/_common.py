@@ -27,7 +27,7 @@ CONFIG_ATTR = "optuna_nas.config"
 SETTINGS_CHANGES_ATTR = "optuna_nas.settings_changes"
 
 #: Tries of a step that processes starting together may race on (see :func:`retry_first_use`),
-#: and the wait before the second, doubled before each next one (about 6 s in all at most).
+#: and the wait before the second, doubled before each next one (4 s in all at most).
 FIRST_USE_ATTEMPTS = 7
 FIRST_USE_WAIT = 0.05
 
@@ -93,7 +93,7 @@ def retry_first_use(action: Callable[[], _T]) -> _T:
         except Exception as error:
             if attempt == FIRST_USE_ATTEMPTS - 1 or not is_first_use_race(error):
                 raise
-        time.sleep(FIRST_USE_WAIT * 2**attempt * random.uniform(0.5, 1.5))
+        time.sleep(FIRST_USE_WAIT * 2**attempt * random.uniform(0.75, 1.25))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
