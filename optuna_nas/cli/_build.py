@@ -9,11 +9,14 @@ import optuna
 
 from optuna_nas import spaces
 from optuna_nas.cli._common import CommandError
-from optuna_nas.samplers import available_samplers
 from optuna_nas.samplers import create_sampler
 
-#: Sampler names the command knows, including controllers that are planned but not built yet.
-PLANNED_SAMPLERS = ("reinforce", "pnas", "evolution-guided")
+#: Samplers made for the space they search: they are given it.
+SPACE_SAMPLERS = ("pnas", "evolution-guided")
+#: Samplers that take ``--selection`` (aging evolution's parent selection).
+EVOLUTION_SAMPLERS = ("evolution", "evolution-guided")
+#: The pruners of ``--pruner``.
+PRUNERS = ("none", "learning-curve")
 #: The sampler whose objective is ENAS's shared weights (:class:`~optuna_nas.objectives.SharedWeights`).
 ENAS = "enas"
 #: Spaces with a supernet to share weights in, for ``--sampler enas``.
@@ -73,9 +76,15 @@ def make_objective(config: dict[str, Any], *, take_over: bool = False) -> tuple[
             take_over=take_over,
         )
         return shared, space
+    curve_pruner = None
+    if config.get("pruner", "none") == "learning-curve":
+        from optuna_nas.pruners import LearningCurvePruner
+
+        curve_pruner = LearningCurvePruner(seed=config["seed"])
     objective = objectives.ImageClassification(
         space,
         dataset,
+        curve_pruner=curve_pruner,
         epochs=config["epochs"],
         batch_size=config["batch_size"],
         learning_rate=config["learning_rate"],
@@ -120,8 +129,8 @@ def sampler_options(
                     f"--reward {reward!r} does not fit a study of {len(signs)} objectives: {error}"
                 ) from None
     if selection is not None:
-        if name != "evolution":
-            raise CommandError(f"--selection applies to --sampler evolution, not {name!r}")
+        if name not in EVOLUTION_SAMPLERS:
+            raise CommandError(f"--selection applies to --sampler evolution or evolution-guided, not {name!r}")
         options["selection"] = selection
     return options
 
@@ -134,7 +143,7 @@ def saved_sampler_options(config: dict[str, Any]) -> tuple[str | None, str | Non
     selection = config["selection"] if "selection" in config else "reward"
     if config.get("sampler") in OPTUNA_SAMPLERS:
         reward = None
-    if config.get("sampler") != "evolution":
+    if config.get("sampler") not in EVOLUTION_SAMPLERS:
         selection = None
     return reward, selection
 
@@ -155,9 +164,11 @@ def make_sampler(
         CommandError: The sampler is unknown or not built yet, or an option does not apply to it or
             is malformed.
     """
-    if name in PLANNED_SAMPLERS and name not in available_samplers():
-        raise CommandError(f"--sampler {name!r} is not available yet; available: {available_samplers()}")
     options: dict[str, Any] = sampler_options(name, reward=reward, selection=selection, directions=directions)
+    if name == "pnas" and not isinstance(space, (spaces.CellSpace, spaces.NASBench201Space)):
+        raise CommandError(f"--sampler pnas grows cells: use --space cell or nb201 (or a benchmark), not {space.name}")
+    if name in SPACE_SAMPLERS:
+        options["space"] = space
     if name == ENAS:
         # ENAS's controller samples a child again when it likes it: each visit trains the shared weights.
         options["avoid_duplicates"] = False

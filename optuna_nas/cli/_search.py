@@ -22,6 +22,7 @@ import optuna
 
 from optuna_nas.cli._build import ENAS
 from optuna_nas.cli._build import ENAS_SPACES
+from optuna_nas.cli._build import PRUNERS
 from optuna_nas.cli._build import make_objective
 from optuna_nas.cli._build import make_sampler
 from optuna_nas.cli._build import sampler_options
@@ -73,10 +74,18 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sampler",
         default="metaqnn",
-        help="the controller: random, tpe, nsga2, metaqnn, evolution, reinforce, enas (ENAS: the children share "
-        "one supernet's weights, trained in this process, with --space cell or chain - a chain with skip "
-        "connections; its controller may sample a child again, as ENAS's, and each visit trains the weights "
-        "further; then optuna-nas derive)",
+        help="the controller: random, tpe, nsga2, metaqnn, evolution, evolution-guided (evolution whose children "
+        "an accuracy predictor picks), pnas (progressive cells, --space cell or nb201), reinforce, enas (ENAS: the "
+        "children share one supernet's weights, trained in this process, with --space cell or chain - a chain "
+        "with skip connections; its controller may sample a child again, as ENAS's, and each visit trains the "
+        "weights further; then optuna-nas derive)",
+    )
+    parser.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default="none",
+        help="stop trainings early: learning-curve predicts a network's final accuracy from its first epochs "
+        "and stops it when confidently below the best (not with --benchmark or --sampler enas)",
     )
     parser.add_argument(
         "--reward",
@@ -208,6 +217,11 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     sampler_options(args.sampler, reward=args.reward, selection=args.selection)  # checked before any work
     if args.sampler == ENAS:
         _check_enas(args, space)
+    if args.sampler == "pnas" and space not in ("cell", "nb201"):
+        raise CommandError(f"--sampler pnas grows cells: use --space cell or nb201 (or a benchmark), not {space}")
+    if args.pruner != "none" and (args.benchmark or args.sampler == ENAS):
+        what = f"--benchmark {args.benchmark}" if args.benchmark else "--sampler enas"
+        raise CommandError(f"--pruner {args.pruner} stops trainings; {what} trains none")
     # Places are saved absolute, so a worker started in another folder finds the same ones.
     artifact_dir = None if args.benchmark or not args.artifact_dir else args.artifact_dir
     return {
@@ -229,6 +243,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "max_nodes": args.max_nodes,
         "max_edges": args.max_edges,
         "single_objective": args.single_objective,
+        "pruner": args.pruner,
         "seed": args.seed,
         "batches_per_trial": args.batches_per_trial,
         "skip_connections": args.sampler == ENAS and space == "chain",  # ENAS's macro space
@@ -326,6 +341,7 @@ TRIAL_SETTINGS = {
     "max_nodes": "--max-nodes",
     "max_edges": "--max-edges",
     "channels": "--channels",
+    "pruner": "--pruner",
 }
 
 # What --force-settings cannot change: another space would make the study's trials another kind of
@@ -348,7 +364,7 @@ def trial_settings(config: dict[str, Any]) -> dict[str, Any]:
     if config["benchmark"]:
         keys.append("table")
     else:
-        keys += ["batches_per_trial"] if config["sampler"] == ENAS else ["epochs", "learning_rate"]
+        keys += ["batches_per_trial"] if config["sampler"] == ENAS else ["epochs", "learning_rate", "pruner"]
         keys.append("batch_size")
         keys += _SPACE_OPTIONS.get(config["space"], ())
     settings = {key: config[key] for key in keys}

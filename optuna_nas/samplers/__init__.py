@@ -2,10 +2,11 @@
 
 ``create_sampler(name, seed=...)`` makes any of them by the name the ``optuna-nas`` command and the
 benchmarks use: Optuna's ``random``, ``tpe`` and ``nsga2``, and the project's ``metaqnn``,
-``evolution``, ``evolution-guided`` (aging evolution guided by an accuracy predictor; it needs
-``space=``), ``reinforce`` and ``enas``. :class:`NASSampler` is the public base of the project's
-samplers: subclass it (with :class:`Decision`, :class:`Plan`, :class:`Episode`, :class:`ActionSpace`)
-to write a controller; :class:`PredictorGuidedSampler` puts a predictor in front of any of them.
+``evolution``, ``evolution-guided`` (aging evolution guided by an accuracy predictor), ``pnas``
+(progressive cells; both need ``space=``), ``reinforce`` and ``enas``. :class:`NASSampler` is the
+public base of the project's samplers: subclass it (with :class:`Decision`, :class:`Plan`,
+:class:`Episode`, :class:`ActionSpace`) to write a controller; :class:`PredictorGuidedSampler` puts
+a predictor in front of any of them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from optuna_nas.samplers._history import RewardLedger
 from optuna_nas.samplers._metaqnn import DEFAULT_EPSILON_SCHEDULE
 from optuna_nas.samplers._metaqnn import PAPER_EPSILON_SCHEDULE
 from optuna_nas.samplers._metaqnn import MetaQNNSampler
+from optuna_nas.samplers._pnas import PNASSampler
 from optuna_nas.samplers._registry import available_samplers
 from optuna_nas.samplers._registry import create_sampler
 from optuna_nas.samplers._registry import register_sampler
@@ -40,6 +42,7 @@ __all__ = [
     "Episode",
     "MetaQNNSampler",
     "NASSampler",
+    "PNASSampler",
     "Plan",
     "PredictorGuidedSampler",
     "ReinforceSampler",

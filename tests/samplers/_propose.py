@@ -19,6 +19,7 @@ SMALL = {
     "metaqnn": {"epsilon_schedule": ((1.0, 10), (0.3, 10), (0.1, 1)), "replay": 20},
     "evolution": {"population_size": 8, "sample_size": 4},
     "reinforce": {"replay": 4, "hidden_size": 8},
+    "pnas": {"space": NB201, "beam_size": 4, "predictor": TreeEnsemble(n_estimators=10, seed=0)},
     "evolution-guided": {
         "population_size": 8,
         "sample_size": 4,

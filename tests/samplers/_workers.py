@@ -39,6 +39,8 @@ def learned_summary(sampler, study) -> object:
         state = sampler.learned_state(study)
         weights = {name: value.numpy().tobytes().hex() for name, value in state["parameters"].items()}
         return {"weights": weights, "baseline": state["baseline"], "memory": len(state["memory"])}
+    if name_of(sampler) == "pnas":
+        return [number for number, _, _, _ in sampler.learned_state(study)]
     if name_of(sampler) == "evolution-guided":
         state = sampler.learned_state(study)
         return {"population": [m.number for m in state.base], "examples": [n for n, _, _ in state.examples]}
@@ -47,6 +49,7 @@ def learned_summary(sampler, study) -> object:
 
 def name_of(sampler) -> str:
     names = {"MetaQNNSampler": "metaqnn", "ReinforceSampler": "reinforce", "PredictorGuidedSampler": "evolution-guided"}
+    names["PNASSampler"] = "pnas"
     return names.get(type(sampler).__name__, "evolution")
 
 

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from optuna_nas.samplers import create_sampler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLERS = ["metaqnn", "evolution", "reinforce", "evolution-guided"]
+SAMPLERS = ["metaqnn", "evolution", "reinforce", "evolution-guided", "pnas"]
 
 
 def _yielded(study):
