@@ -63,6 +63,10 @@ class _Growth:
         """The architectures of the same size that differ in one op."""
         raise NotImplementedError
 
+    def names(self) -> frozenset[str]:
+        """Every decision the space can ask."""
+        raise NotImplementedError
+
 
 class _CellGrowth(_Growth):
     """PNAS cells (:class:`~optuna_nas.spaces.CellSpace`): a block at a time."""
@@ -99,6 +103,10 @@ class _CellGrowth(_Growth):
             for a, op_a, b, op_b in itertools.product(inputs, ops, inputs, ops)
         ]
 
+    def names(self) -> frozenset[str]:
+        halves = ("input_a", "op_a", "input_b", "op_b")
+        return frozenset(["num_blocks"] + [f"block_{b}/{h}" for b in range(self.space.max_blocks) for h in halves])
+
     def neighbours(self, params: Params) -> list[Params]:
         out = []
         for block in range(self.size(params)):
@@ -118,26 +126,29 @@ class _EdgeGrowth(_Growth):
         from optuna_nas.spaces import NB201_OPS
 
         super().__init__(space)
-        self.names = [f"edge_{source}_to_{target}" for target, source in NB201_EDGES]
+        self.names_in_order = [f"edge_{source}_to_{target}" for target, source in NB201_EDGES]
         self.ops = [op for op in NB201_OPS if op != "none"]
 
     @property
     def largest(self) -> int:
-        return len(self.names)
+        return len(self.names_in_order)
 
     def size(self, params: Params) -> int:
-        return sum(params[name] != "none" for name in self.names)
+        return sum(params[name] != "none" for name in self.names_in_order)
 
     def smallest(self) -> list[Params]:
-        return self.children(dict.fromkeys(self.names, "none"))
+        return self.children(dict.fromkeys(self.names_in_order, "none"))
 
     def children(self, params: Params) -> list[Params]:
-        return [{**params, name: op} for name in self.names if params[name] == "none" for op in self.ops]
+        return [{**params, name: op} for name in self.names_in_order if params[name] == "none" for op in self.ops]
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self.names_in_order)
 
     def neighbours(self, params: Params) -> list[Params]:
         return [
             {**params, name: op}
-            for name in self.names
+            for name in self.names_in_order
             if params[name] != "none"
             for op in self.ops
             if op != params[name]
@@ -292,11 +303,18 @@ class PNASSampler(NASSampler):
         return Plan(params=params, attrs={"stage": stage})
 
     def propose(self, decision: Decision) -> int:
-        if decision.plan is not None and decision.name not in decision.plan.params:
+        if decision.name not in self._growth.names():
             raise ValueError(
                 f"PNASSampler: the decision {decision.name!r} is not one of the space's ({self._space.name!r}); the "
                 "objective must suggest from the space given to the sampler."
             )
+        plan = decision.plan
+        if plan is not None and decision.name in plan.params and decision.actions.contains(plan.params[decision.name]):
+            # The base found the planned value leading only to seen cells. Its look-ahead samples the
+            # completions of large prefixes, so it may be wrong: the planned cell itself decides.
+            follows_plan = all(plan.params.get(name) == value for name, value in decision.params.items())
+            if follows_plan and not self.is_evaluated(decision.study, plan.params):
+                return decision.actions.action_of(plan.params[decision.name])
         return decision.random_action()  # the planned cell was taken meanwhile by another worker
 
     def _current(

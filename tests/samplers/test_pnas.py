@@ -136,3 +136,24 @@ def test_the_named_sampler_needs_its_space():
     with pytest.raises(ValueError, match="needs the search space"):
         create_sampler("pnas", seed=0)
     assert create_sampler("pnas", seed=0, space=NB201, beam_size=5).beam_size == 5
+
+
+def test_the_last_cells_of_a_stage_are_trained_though_the_duplicate_look_ahead_samples():
+    # 5 ops: a 1-block cell has 100 completions after num_blocks, more than the base's look-ahead
+    # checks, so near the end of stage 1 it may take num_blocks=1 for exhausted while a planned
+    # cell remains; the planned cell is what decides (it used to end every trial failed from there on).
+    space = spaces.CellSpace(
+        max_blocks=2, ops=("identity", "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "dil_conv_3x3")
+    )
+    sampler = PNASSampler(space=space, beam_size=2, seed=0, predictor=TreeEnsemble(n_estimators=5, seed=0))
+    n_first = len(sampler._stage_one)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial):
+        spec = space.suggest(trial)
+        return sum(block.op_a == "sep_conv_3x3" for block in spec.blocks) + 0.1 * len(spec.blocks)
+
+    study.optimize(objective, n_trials=n_first + 2, catch=(ValueError,))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert [t.system_attrs[STAGE] for t in study.trials] == [1] * n_first + [2, 2]
+    assert len({space.dedup_key(t.params) for t in study.trials}) == n_first + 2
