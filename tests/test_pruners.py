@@ -1,4 +1,6 @@
+import copy
 import math
+import pickle
 import subprocess
 import sys
 
@@ -235,3 +237,16 @@ def test_importing_the_pruners_imports_no_torch():
     code = "import sys, optuna_nas.pruners; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, lambda pruner: pickle.loads(pickle.dumps(pruner))])
+def test_a_copied_pruner_decides_as_the_original(clone):
+    # An objective holding the pruner (ImageClassification(curve_pruner=...)) may be copied or pickled.
+    study = optuna.create_study(direction="maximize")
+    history(study)
+    pruner = LearningCurvePruner(min_complete_trials=4, min_epochs=2)
+    bad = running(curve(0.42, 0.71, seed=7)[:2], width=1)
+    verdict = pruner.judge(study, bad)
+    copied = clone(pruner)
+    assert copied.judge(study, bad) == verdict and verdict.prune
+    assert (copied.min_epochs, copied.confidence, copied.seed) == (2, 1.0, 0)

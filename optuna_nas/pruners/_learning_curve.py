@@ -123,8 +123,24 @@ class LearningCurvePruner(BasePruner):
         self.use_architecture = use_architecture
         self.n_estimators = check_int("n_estimators", n_estimators, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
+        self._init_cache()
+
+    def _init_cache(self) -> None:
         self._cache: dict[tuple[Any, ...], tuple[Any, _Fitted]] = {}
         self._lock = threading.Lock()
+
+    # Pickling and copying (an objective holding the pruner may be copied): the fitted forests are a
+    # cache of the study's trials, rebuilt on demand; the lock is new.
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_cache", "_lock"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_cache()
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """Whether Optuna should prune ``trial``: :meth:`judge` on its intermediate values.
