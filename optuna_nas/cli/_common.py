@@ -319,11 +319,40 @@ class Locations:
     recorded: bool
 
 
-def saved_locations(study: optuna.Study | optuna.study.StudySummary) -> Locations:
+# Why a relative saved place is refused rather than taken from the current folder.
+_RELATIVE = "is a relative path (its search saves absolute ones: were the settings edited?)"
+
+#: The places a study's settings keep, with the flags that give them on the command line instead.
+PLACE_FLAGS = {
+    "mlflow_uri": "--mlflow-uri or --no-mlflow",
+    "data_root": "--data-root",
+    "artifact_dir": "--artifact-dir",
+}
+
+
+def saved_locations(
+    study: optuna.Study | optuna.study.StudySummary,
+    *,
+    read: tuple[str, ...] = tuple(PLACE_FLAGS),
+    overridable: bool = True,
+) -> Locations:
     """The places the ``search`` command saved with ``study`` (see :class:`Locations`).
 
-    This is the one function that reads paths from a study's settings. A study without saved
-    settings (not made by ``search``) has no MLflow runs or artifacts to find.
+    This is the one function that reads paths from a study's settings, which anyone who can write
+    the storage can edit, so each place is checked as it is read: ``search`` saves them absolute,
+    so a relative one (in settings that record their places) or a file where a folder belongs
+    means the settings were changed since; it is refused, named by its setting, and never opened.
+    A study without saved settings (not made by ``search``) has no MLflow runs or artifacts to find.
+
+    Args:
+        study: The study or its summary.
+        read: The places to read and check (fields of :class:`Locations`); the others are ``None``,
+            such as those the command line gives instead.
+        overridable: Whether the command takes flags for the places (:data:`PLACE_FLAGS`), to name
+            them in the error.
+
+    Raises:
+        CommandError: A place read is relative, or names a file where a folder belongs.
     """
     text = study.user_attrs.get(CONFIG_ATTR)
     try:
@@ -332,27 +361,54 @@ def saved_locations(study: optuna.Study | optuna.study.StudySummary) -> Location
         config = None
     if not isinstance(config, dict):
         return Locations(mlflow_uri=None, data_root=None, artifact_dir=None, recorded=False)
+    recorded = "mlflow_uri" in config
 
-    def text_or_none(key: str) -> str | None:
-        value = config.get(key)
-        return value if isinstance(value, str) and value else None
+    def refuse(key: str, value: str, problem: str) -> CommandError:
+        hint = f"; pass {PLACE_FLAGS[key]} to use another place" if overridable else ""
+        return CommandError(f"study {study.study_name!r}: its saved setting {key} {value!r} {problem}{hint}.")
 
     def folder(key: str) -> str | None:
-        value = text_or_none(key)
-        return None if value is None else os.path.abspath(os.path.expanduser(value))
+        value = config.get(key) if key in read else None
+        if not isinstance(value, str) or not value:
+            return None
+        if recorded and not os.path.isabs(value):
+            raise refuse(key, value, _RELATIVE)
+        path = os.path.abspath(os.path.expanduser(value))  # relative: saved by an older version
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise refuse(key, value, "is not a folder")
+        return path
 
-    recorded = "mlflow_uri" in config
+    def mlflow_uri() -> str | None:
+        if not recorded:
+            return DEFAULT_MLFLOW_URI if "mlflow_uri" in read else None
+        value = config.get("mlflow_uri") if "mlflow_uri" in read else None
+        if not isinstance(value, str) or not value:
+            return None
+        path = value[len("sqlite:///") :].split("?", 1)[0] if value.startswith("sqlite:///") else None
+        if path is not None and path not in ("", ":memory:") and not os.path.isabs(path):
+            raise refuse("mlflow_uri", value, f"names a SQLite file by {_RELATIVE[3:]}")
+        if path is None and ":" not in value and value not in _NAMED_MLFLOW_STORES:  # MLflow's file store
+            if not os.path.isabs(value):
+                raise refuse("mlflow_uri", value, _RELATIVE)
+            if os.path.exists(value) and not os.path.isdir(value):
+                raise refuse("mlflow_uri", value, "is not a folder")
+        return value
+
     return Locations(
-        mlflow_uri=text_or_none("mlflow_uri") if recorded else DEFAULT_MLFLOW_URI,
+        mlflow_uri=mlflow_uri(),
         data_root=folder("data_root"),
         artifact_dir=folder("artifact_dir"),
         recorded=recorded,
     )
 
 
-def study_locations(study: optuna.Study, given: dict[str, str | None]) -> Locations:
-    """The study's saved places (:func:`saved_locations`), with those ``given`` in their stead."""
-    saved = saved_locations(study)
+def study_locations(
+    study: optuna.Study, given: dict[str, str | None], *, read: tuple[str, ...] = tuple(PLACE_FLAGS)
+) -> Locations:
+    """The study's saved places (:func:`saved_locations`), with those ``given`` in their stead: a
+    place given is not read from the settings, so a flag overrides a saved place that is refused.
+    """
+    saved = saved_locations(study, read=tuple(key for key in read if key not in given))
     return Locations(
         mlflow_uri=given.get("mlflow_uri", saved.mlflow_uri),
         data_root=given.get("data_root", saved.data_root),

@@ -35,7 +35,7 @@ def _studies_artifact_dir(storage: optuna.storages.BaseStorage) -> str | None:
     """
     studies: dict[str, list[str]] = {}
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        folder = saved_locations(summary).artifact_dir
+        folder = saved_locations(summary, read=("artifact_dir",)).artifact_dir
         if folder is not None:
             studies.setdefault(folder, []).append(summary.study_name)
     if len(studies) == 1:

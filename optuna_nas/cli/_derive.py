@@ -67,7 +67,7 @@ def derive(args: argparse.Namespace) -> int:
             f"(since {owner.get('since')}), which trains its shared weights; derive when it has ended, or pass "
             "--take-over to derive from the weights it saved last"
         )
-    places = study_locations(study, given)
+    places = study_locations(study, given, read=("data_root", "artifact_dir"))
     if places.artifact_dir is None or not os.path.isdir(places.artifact_dir):
         raise CommandError(
             f"the artifact folder {places.artifact_dir!r} of the saved shared weights is not there; pass --artifact-dir"

@@ -24,6 +24,7 @@ def pareto(args: argparse.Namespace) -> int:
     from optuna_nas import analysis
 
     study = load_study(args.storage, args.study_name)
+    places = saved_locations(study, read=("mlflow_uri", "artifact_dir"), overridable=False)
     front = analysis.pareto_front(study)
     if not front:
         raise CommandError(f"study {args.study_name!r} has no complete trial yet")
@@ -53,7 +54,6 @@ def pareto(args: argparse.Namespace) -> int:
         for x in [n for n in names if n != y][:2]:
             paths = analysis.plot_pareto(study, x=x, y=y, out_dir=out_dir)
             print(f"plot {y} vs {x}: {paths['png']}, {paths['html']}")
-    places = saved_locations(study)
     if places.artifact_dir is not None and os.path.isdir(places.artifact_dir):
         print(f"trained weights and network pictures: {places.artifact_dir} (optuna-nas export --trial N)")
     if places.recorded and places.mlflow_uri is not None:
@@ -75,7 +75,7 @@ def export(args: argparse.Namespace) -> int:
     if folder is not None and not os.path.isdir(folder) and args.retrain_epochs == 0:
         raise CommandError(f"--artifact-dir {args.artifact_dir!r}: no such folder.")
     study = load_study(args.storage, args.study_name)
-    places = study_locations(study, given)
+    places = study_locations(study, given, read=("artifact_dir",) + ("data_root",) * (args.retrain_epochs > 0))
     store = None
     if places.artifact_dir is not None and os.path.isdir(places.artifact_dir):
         store = optuna.artifacts.FileSystemArtifactStore(places.artifact_dir)

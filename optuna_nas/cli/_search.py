@@ -559,6 +559,8 @@ def worker(args: argparse.Namespace) -> int:
     except CommandError as error:
         raise CommandError(f"{error} Pass --artifact-dir, --mlflow-uri or --no-mlflow to use other places.") from None
     config.update(data_root=places.data_root, artifact_dir=places.artifact_dir)
+    if config.get("benchmark"):
+        config["table"] = _saved_table(study, config)
     args.mlflow_uri, args.no_mlflow = places.mlflow_uri, places.mlflow_uri is None
     objective, space = _make_objective(config, take_over=args.take_over)
     run = _Run(command="worker", directions=list(objective.directions), metric_names=list(objective.metric_names))
@@ -569,6 +571,31 @@ def worker(args: argparse.Namespace) -> int:
         config["sampler"], config["seed"], space, reward=reward, selection=selection, directions=run.directions
     )
     return _run(study, objective, args, silent)
+
+
+def _saved_table(study: optuna.Study, config: dict[str, Any]) -> str:
+    """The benchmark table the study's settings name, checked as a saved place is
+    (:func:`~optuna_nas.cli._common.saved_locations`): ``search`` saves it absolute, and it must be
+    a file. A relative one saved by an older version is taken from the current folder.
+
+    Raises:
+        CommandError: The setting is not a path, is relative in settings that record their places,
+            or names no file.
+    """
+    table = config.get("table")
+    if table is None:
+        return DEFAULT_TABLE
+    recorded = "mlflow_uri" in config
+    problem = None
+    if not isinstance(table, str) or not table:
+        problem = "is not a path"
+    elif recorded and not os.path.isabs(table):
+        problem = "is a relative path (its search saves absolute ones: were the settings edited?)"
+    elif not os.path.isfile(table):
+        problem = "names no file here"
+    if problem is not None:
+        raise CommandError(f"study {study.study_name!r}: its saved setting table {table!r} {problem}.")
+    return os.path.abspath(str(table))
 
 
 def _study_with_settings(

@@ -112,17 +112,29 @@ def read_column(table: str, column: str) -> dict[str, float]:
 
     Raises:
         FileNotFoundError: ``table`` does not exist.
-        ValueError: The table has no ``arch`` column or no ``column``.
+        ValueError: The table has no ``arch`` column or no ``column``, a value of ``column`` is
+            not a number, or the file is not CSV text.
     """
     if not os.path.isfile(table):
         raise FileNotFoundError(f"table: no file at {table!r}.")
-    with open(table, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        for needed in ("arch", column):
-            if needed not in header:
-                raise ValueError(f"table: {table!r} has no {needed!r} column; its columns: {header}.")
-        return {row["arch"]: float(row[column]) for row in reader}
+    # The errors name the file, the column and the line, never what the file holds: a table path
+    # can come from a study's saved settings, which anyone who can write the storage may edit.
+    try:
+        with open(table, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            for needed in ("arch", column):
+                if needed not in header:
+                    raise ValueError(f"table: {table!r} has no {needed!r} column ({len(header)} columns).")
+            values: dict[str, float] = {}
+            for row in reader:
+                try:
+                    values[row["arch"]] = float(row[column])
+                except (TypeError, ValueError):
+                    raise ValueError(f"table: {table!r} line {reader.line_num}: {column!r} is not a number.") from None
+            return values
+    except (UnicodeDecodeError, csv.Error):
+        raise ValueError(f"table: {table!r} is not a CSV text file.") from None
 
 
 @functools.cache
