@@ -184,7 +184,11 @@ class PNASSampler(NASSampler):
     (``space.dedup_key``; cells that compute the same function are one).
 
     NAS-Bench-201 (``NASBench201Space``) grows by edges: a cell's size is its number of edges that
-    are not ``none``; stage 1 is the 24 one-edge cells, and ``max_blocks`` is at most 6.
+    are not ``none``; stage 1 is the 24 one-edge cells, and ``max_blocks`` is at most 6. An edge
+    into or out of a node that no input-to-output path crosses computes nothing alone, so such a
+    child is grown by one edge more: a stage's cells may have one edge more than its number, and
+    the stage after it is then empty (from the one-edge cells, stage 2 trains three-edge cells and
+    stage 3 has none).
 
     Trials are rewarded as by every sampler of the package (``reward``); the predictor learns the
     reward. The objective must suggest its architecture from ``space``: a trial whose decisions are
@@ -201,7 +205,9 @@ class PNASSampler(NASSampler):
             :class:`~optuna_nas.predictors.MLPEnsemble`); default
             :class:`~optuna_nas.predictors.TreeEnsemble` (a random forest of 100 trees, which
             ranks NAS-Bench-201 cells best in this package's comparison), seeded with the seed.
-        seed, reward, pruned: As in :class:`~optuna_nas.samplers.NASSampler`.
+        seed, reward: As in :class:`~optuna_nas.samplers.NASSampler`.
+        pruned: As in :class:`~optuna_nas.samplers.NASSampler`; beams and the predictor read complete
+            trials only, so a pruned or failed cell is never expanded (and never trained again).
 
     Raises:
         ValueError: An argument is out of range or of the wrong kind; the message names it.
