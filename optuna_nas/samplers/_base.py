@@ -293,7 +293,15 @@ class NASSampler(BaseSampler, abc.ABC):
         """The learned state from the study's finished trials numbered below ``before`` (all: ``None``),
         read from storage now.
         """
+        if self._owner is not None:
+            return self._owner._wrapped_state(self._owner.learned_state(study, before=before))
         return self._synced_replay(study).state_before(before)
+
+    def _wrapped_state(self, state: Any) -> Any:
+        """The part of ``state`` that the samplers this one makes candidates with learned (for a
+        sampler that wraps others, such as :class:`~optuna_nas.samplers.PredictorGuidedSampler`).
+        """
+        return state
 
     def architecture_holders(self, study: optuna.Study, trial_number: int, params: dict[str, Any]) -> list[FrozenTrial]:
         """The other trials that hold exactly ``params``, read from storage now: the first finished

@@ -98,6 +98,11 @@ class PredictorGuidedSampler(NASSampler):
         exploration: Weight of the predictor's spread in the score (0: the mean alone).
         min_trials: Complete trials needed before the predictor guides (at least 2).
 
+    The defaults (50 candidates, exploration 1, 10 trials) were chosen around aging evolution on
+    the 12-epoch validation signal of NAS-Bench-201 (CIFAR-10 and CIFAR-100, seeds 100-139), never
+    on a test column: the mean alone (exploration 0) ranked worse than plain evolution there, as
+    the search kept to the neighbours of its first good cells.
+
     Raises:
         ValueError: An argument is out of range or of the wrong kind; the message names it.
 
@@ -118,7 +123,7 @@ class PredictorGuidedSampler(NASSampler):
         space: Space,
         predictor: Any = None,
         candidates: int = 50,
-        exploration: float = 0.5,
+        exploration: float = 1.0,
         min_trials: int = 10,
     ) -> None:
         if not isinstance(sampler, NASSampler):
@@ -178,10 +183,17 @@ class PredictorGuidedSampler(NASSampler):
         return self.sampler.multi_objective_reward()
 
     def selection(self, study: optuna.Study) -> Any:
-        """The wrapped sampler's ``selection(study)``, when it has one (evolution)."""
+        """The wrapped sampler's ``selection(study)`` (evolution's parent selection).
+
+        Raises:
+            AttributeError: The wrapped sampler selects no parents.
+        """
         return self.sampler.selection(study)  # type: ignore[attr-defined]
 
     # -- Learning -------------------------------------------------------------------------------
+
+    def _wrapped_state(self, state: GuidedState) -> Any:
+        return state.base
 
     def initial_state(self) -> GuidedState:
         return GuidedState(base=self.sampler.initial_state(), examples=[])

@@ -194,3 +194,18 @@ def test_the_named_sampler_is_guided_evolution_with_its_options():
     sampler = create_sampler("evolution-guided", seed=3, space=NB201, population_size=5, candidates=7)
     assert isinstance(sampler, PredictorGuidedSampler) and isinstance(sampler.sampler, AgingEvolutionSampler)
     assert sampler.seed == 3 and sampler.sampler._population_size == 5 and sampler._candidates == 7
+
+
+def test_the_wrapped_samplers_own_views_of_what_they_learned_still_work():
+    sampler = PredictorGuidedSampler(
+        MetaQNNSampler(seed=0, epsilon_schedule=((1.0, 6), (0.3, 30))), space=NB201, candidates=4, min_trials=4
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(nb201_score, n_trials=8)
+    plain = MetaQNNSampler(seed=0, epsilon_schedule=((1.0, 6), (0.3, 30)))
+    assert sampler.sampler.q_table(study) == plain.q_table(study)
+    evolution = _guided()
+    study = optuna.create_study(direction="maximize", sampler=evolution)
+    study.optimize(nb201_score, n_trials=12)
+    expected = AgingEvolutionSampler(population_size=8, sample_size=4, seed=0).population(study)
+    assert [e.number for e in evolution.sampler.population(study)] == [e.number for e in expected]
