@@ -297,6 +297,25 @@ class NASSampler(BaseSampler, abc.ABC):
             return self._owner._wrapped_state(self._owner.learned_state(study, before=before))
         return self._synced_replay(study).state_before(before)
 
+    def guided(self, *, space: Any, **options: Any) -> NASSampler:
+        """This sampler guided by an accuracy predictor: each trial, it makes candidates and the
+        predictor picks the one to train (:class:`~optuna_nas.samplers.PredictorGuidedSampler`).
+
+        Args:
+            space: The space the objective suggests from.
+            options: ``predictor``, ``candidates``, ``exploration``, ``min_trials``, as
+                :class:`~optuna_nas.samplers.PredictorGuidedSampler` takes them.
+
+        Example:
+            >>> from optuna_nas import samplers, spaces
+            >>> sampler = samplers.AgingEvolutionSampler(seed=0).guided(space=spaces.NASBench201Space())
+            >>> type(sampler).__name__
+            'PredictorGuidedSampler'
+        """
+        from optuna_nas.samplers._guided import PredictorGuidedSampler
+
+        return PredictorGuidedSampler(self, space=space, **options)
+
     def _wrapped_state(self, state: Any) -> Any:
         """The part of ``state`` that the samplers this one makes candidates with learned (for a
         sampler that wraps others, such as :class:`~optuna_nas.samplers.PredictorGuidedSampler`).

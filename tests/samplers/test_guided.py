@@ -209,3 +209,16 @@ def test_the_wrapped_samplers_own_views_of_what_they_learned_still_work():
     study.optimize(nb201_score, n_trials=12)
     expected = AgingEvolutionSampler(population_size=8, sample_size=4, seed=0).population(study)
     assert [e.number for e in evolution.sampler.population(study)] == [e.number for e in expected]
+
+
+def test_any_sampler_of_ours_can_be_guided_in_one_call():
+    evolution = AgingEvolutionSampler(population_size=8, sample_size=4, seed=0)
+    sampler = evolution.guided(space=NB201, candidates=20, min_trials=6)
+    assert isinstance(sampler, PredictorGuidedSampler) and sampler._candidates == 20
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(nb201_score, n_trials=12)
+    again = optuna.create_study(direction="maximize", sampler=_guided())
+    again.optimize(nb201_score, n_trials=12)
+    assert [t.params for t in study.trials] == [t.params for t in again.trials]
+    with pytest.raises(ValueError, match="candidates"):
+        evolution.guided(space=NB201, candidates=0)
