@@ -31,7 +31,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-_STORAGE_HELP = "the study's storage: a URL (sqlite:///nas.db, postgresql://...) or a journal file (.log, .journal)"
+_STORAGE_HELP = (
+    "the study's storage: a URL (sqlite:///nas.db, postgresql://..., grpc://HOST:PORT for a gRPC storage proxy) "
+    "or a journal file (.log, .journal)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import random
 import re
 import sys
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable
+from collections.abc import Container
+from collections.abc import Sequence
 from typing import Any
 from typing import TypeVar
 
@@ -43,6 +47,11 @@ _FIRST_USE_RACES = (
 )
 
 _T = TypeVar("_T")
+
+#: The scheme of Optuna's gRPC storage proxy in ``--storage`` (``grpc://HOST:PORT``).
+GRPC_SCHEME = "grpc://"
+#: Seconds a command waits for the gRPC storage proxy to answer (workers may start before it).
+GRPC_WAIT = 10.0
 
 #: Where ``search`` logs to MLflow unless told otherwise, and where a study saved without its
 #: tracking URI is taken to have logged (relative to the current folder).
@@ -101,14 +110,16 @@ def open_storage(
     url: str, *, must_exist: bool = False, heartbeat_interval: int | None = None
 ) -> optuna.storages.BaseStorage:
     """An RDB storage for a URL (``sqlite:///...``, ``postgresql://...``), a journal storage for a
-    file path ending in ``.log`` or ``.journal``.
+    file path ending in ``.log`` or ``.journal``, and Optuna's gRPC storage proxy for
+    ``grpc://HOST:PORT`` (a server started with :func:`optuna.storages.run_grpc_proxy_server` in
+    front of the database, for many workers; waited for :data:`GRPC_WAIT` seconds).
 
     Args:
         url: The storage URL or journal file.
         must_exist: Refuse a SQLite database or journal file that does not exist yet.
         heartbeat_interval: Seconds between the heartbeats of each running trial, on an RDB
-            storage (Optuna's heartbeat). ``None``: no heartbeat. A journal storage has no
-            heartbeat and ignores it. The commands fail a trial silent for twice the interval, with
+            storage (Optuna's heartbeat). ``None``: no heartbeat. A journal storage and the gRPC
+            proxy have no heartbeat and ignore it. The commands fail a trial silent for twice the interval, with
             the reason, just before Optuna's own check, which every worker runs as it begins a
             trial; that one waits a second longer (the database's clock may have 1 s steps), so it
             is only a backstop, which records no reason but still says which trial it failed.
@@ -119,6 +130,8 @@ def open_storage(
     if not url:
         raise CommandError("--storage must be a storage URL such as sqlite:///nas.db, got ''.")
     try:
+        if url.startswith(GRPC_SCHEME):
+            return _grpc_proxy(url)
         if "://" not in url:
             if not url.endswith((".log", ".journal")):
                 raise CommandError(
@@ -139,6 +152,102 @@ def open_storage(
         raise
     except Exception as error:  # noqa: BLE001 - any driver error means the same to the user
         raise CommandError(f"--storage {mask_url(url)!r} cannot be opened: {_first_line(error, url)}") from None
+
+
+def _grpc_proxy(url: str) -> optuna.storages.BaseStorage:
+    """Optuna's gRPC storage proxy client for ``grpc://HOST:PORT``, once its server answers.
+
+    Raises:
+        CommandError: The URL is not ``grpc://HOST:PORT``, grpcio is not installed, or no server
+            answers within :data:`GRPC_WAIT` seconds.
+    """
+    address = urllib.parse.urlsplit(url)
+    try:
+        port = address.port
+    except ValueError:
+        port = None
+    if not address.hostname or port is None or address.path not in ("", "/") or address.query:
+        raise CommandError(f"--storage {mask_url(url)!r}: a gRPC storage proxy is given as grpc://HOST:PORT.")
+    if importlib.util.find_spec("grpc") is None:  # Optuna's proxy client needs it
+        raise CommandError(
+            f"--storage {mask_url(url)!r}: the gRPC storage proxy needs grpcio: pip install 'optuna-nas[grpc]'"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = OrderedGrpcStorageProxy(host=address.hostname, port=port)
+    try:
+        proxy.wait_server_ready(timeout=GRPC_WAIT)
+    except ConnectionError:
+        proxy.close()
+        raise CommandError(
+            f"--storage {mask_url(url)!r}: no gRPC storage proxy answered within {GRPC_WAIT:g} s (start one with "
+            "optuna.storages.run_grpc_proxy_server in front of the database)."
+        ) from None
+    return proxy
+
+
+#: The system attr of a trial written through :class:`OrderedGrpcStorageProxy`: its params' names in
+#: the order they were suggested.
+PARAM_ORDER_ATTR = "optuna_nas:param_order"
+
+
+class OrderedGrpcStorageProxy(optuna.storages.GrpcStorageProxy):
+    """Optuna's gRPC storage proxy client that keeps the order of each trial's params.
+
+    The proxy sends a trial's params as a protobuf map, which does not keep their order, and
+    Optuna does not require a storage to keep it; the RDB and journal storages do, and our samplers
+    rely on it (a define-by-run architecture is the sequence of its decisions: see
+    :mod:`optuna_nas.samplers`). So each param written through this client also writes the names
+    so far to the trial's :data:`PARAM_ORDER_ATTR`, and trials read are given their params in that
+    order. A trial written by another client keeps the order the proxy gave.
+    """
+
+    def __init__(self, *, host: str = "localhost", port: int = 13000) -> None:
+        super().__init__(host=host, port=port)
+        self._orders: dict[int, list[str]] = {}
+
+    def set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: optuna.distributions.BaseDistribution,
+    ) -> None:
+        super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
+        order = self._orders.setdefault(trial_id, [])
+        if param_name not in order:
+            order.append(param_name)
+            super().set_trial_system_attr(trial_id, PARAM_ORDER_ATTR, list(order))
+
+    def set_trial_state_values(
+        self, trial_id: int, state: optuna.trial.TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        if state.is_finished():
+            self._orders.pop(trial_id, None)
+        return super().set_trial_state_values(trial_id, state, values)
+
+    def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
+        return _in_suggested_order(super().get_trial(trial_id))
+
+    def get_all_trials(
+        self,
+        study_id: int,
+        deepcopy: bool = True,
+        states: Container[optuna.trial.TrialState] | None = None,
+    ) -> list[optuna.trial.FrozenTrial]:
+        return [_in_suggested_order(t) for t in super().get_all_trials(study_id, deepcopy, states)]
+
+
+def _in_suggested_order(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+    """``trial`` with its params (and their distributions) in the order of its :data:`PARAM_ORDER_ATTR`."""
+    order = trial.system_attrs.get(PARAM_ORDER_ATTR)
+    params = trial.params
+    if not isinstance(order, list) or list(params) == order[: len(params)]:
+        return trial
+    names = [n for n in order if n in params] + [n for n in params if n not in order]
+    trial.params = {n: params[n] for n in names}
+    trial.distributions = {n: trial.distributions[n] for n in names}
+    return trial
 
 
 def _rdb_storage(url: str, heartbeat_interval: int | None) -> optuna.storages.RDBStorage:

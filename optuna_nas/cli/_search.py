@@ -58,8 +58,8 @@ def add_heartbeat_argument(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_HEARTBEAT_INTERVAL,
         help="seconds between a running trial's heartbeats on an RDB storage (sqlite, postgresql); a trial "
         "silent for twice as long (the grace period) is taken as killed and failed by the next worker that "
-        "starts or begins a trial; 0: no heartbeat. A journal storage has no heartbeat: there, optuna-nas "
-        "recover fails a killed worker's trials",
+        "starts or begins a trial; 0: no heartbeat. A journal storage and the gRPC proxy have no heartbeat: "
+        "there, optuna-nas recover fails a killed worker's trials",
     )
 
 
@@ -127,7 +127,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         default="sqlite:///optuna_nas.db",
-        help="where the study is kept: a URL (sqlite:///nas.db, postgresql://...) or a journal file (.log, .journal)",
+        help="where the study is kept: a URL (sqlite:///nas.db, postgresql://..., "
+        "grpc://HOST:PORT for a gRPC storage proxy) or a journal file (.log, .journal)",
     )
     parser.add_argument("--study-name", default="optuna-nas", help="the study; an existing one is resumed")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs per network (not with --sampler enas)")

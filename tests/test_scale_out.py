@@ -1,0 +1,118 @@
+"""Scale-out beyond one database: workers reach the study through Optuna's gRPC storage proxy."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from samplers._helpers import trained_architectures
+from test_reliability import _replayed_copy
+
+from optuna_nas.cli import main
+from optuna_nas.cli._common import CONFIG_ATTR
+from optuna_nas.cli._common import open_storage
+from optuna_nas.samplers import create_sampler
+
+pytest.importorskip("grpc")
+
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "optuna-nas")
+BENCHMARK = ["--benchmark", "nasbench201", "--dataset", "cifar10", "--sampler", "evolution"]
+QUIET = ["--no-mlflow", "--no-progress"]
+WORKERS = 4
+TRIALS_EACH = 15
+
+# The proxy server as a user runs it: in front of the database, in a process of its own.
+PROXY = """
+import sys
+import warnings
+
+import optuna
+
+warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+optuna.storages.run_grpc_proxy_server(
+    optuna.storages.RDBStorage(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2])
+)
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    """``(grpc URL, SQLite URL)``: a gRPC storage proxy on a free loopback port in front of a new
+    SQLite database, serving until the test ends.
+    """
+    database = f"sqlite:///{tmp_path / 'nas.db'}"
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", PROXY, database, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+        client.wait_server_ready(timeout=30)
+        client.close()
+        yield f"grpc://127.0.0.1:{port}", database
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_four_workers_through_the_grpc_proxy_share_one_study(proxy, tmp_path):
+    url, database = proxy
+    assert main(["search", "--storage", url, "--study-name", "s", *BENCHMARK, *QUIET, "--n-trials", "2"]) == 0
+    worker = [SCRIPT, "worker", "--storage", url, "--study-name", "s", *QUIET, "--n-trials", str(TRIALS_EACH)]
+    started = time.monotonic()
+    workers = [
+        subprocess.Popen(worker, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(WORKERS)
+    ]
+    errors = [w.communicate(timeout=240)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0] * WORKERS, errors
+    assert time.monotonic() - started < 240
+
+    # What the proxy wrote, read from the database itself.
+    study = optuna.load_study(storage=database, study_name="s")
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 2 + WORKERS * TRIALS_EACH
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}  # pruned: yielded duplicates
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert CONFIG_ATTR in study.user_attrs  # the settings every worker read through the proxy
+    trained = trained_architectures(study)  # no architecture evaluated twice
+    assert len(trained) >= len(trials) // 2
+
+    # Read through the proxy, each trial's params are in the order they were suggested, as in the database
+    # (the proxy sends them as a map; the samplers' trie of decisions needs the order).
+    through = optuna.load_study(storage=open_storage(url), study_name="s").get_trials(deepcopy=False)
+    assert [list(t.params) for t in through] == [list(t.params) for t in trials]
+    assert [list(t.distributions) for t in through] == [list(t.params) for t in trials]
+
+    # The population a sampler rebuilds from the database is the one replayed over its finished trials.
+    replay = _replayed_copy(study)
+    for before in (2, len(trials) // 2, None):
+        rebuilt = create_sampler("evolution", seed=0).learned_state(study, before=before)
+        assert rebuilt == create_sampler("evolution", seed=0).learned_state(replay, before=before)
+
+
+def test_a_grpc_storage_without_a_proxy_or_port_is_one_line_and_status_2(tmp_path, capsys, monkeypatch):
+    import optuna_nas.cli._common as common
+
+    monkeypatch.setattr(common, "GRPC_WAIT", 0.5)
+    port = _free_port()  # nothing listens there
+    for storage, message in [
+        (f"grpc://127.0.0.1:{port}", "no gRPC storage proxy answered within 0.5 s"),
+        ("grpc://127.0.0.1", "a gRPC storage proxy is given as grpc://HOST:PORT"),
+        ("grpc://127.0.0.1:port", "a gRPC storage proxy is given as grpc://HOST:PORT"),
+    ]:
+        assert main(["worker", "--storage", storage, "--study-name", "s"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err
