@@ -1,6 +1,11 @@
 """``optuna-nas search --sampler enas`` and ``optuna-nas derive`` on a tiny cell space."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import optuna
 import pytest
@@ -127,3 +132,40 @@ def test_enas_chain_is_saved_with_skip_connections(tmp_path):
     assert make_space({**config, "input_shape": [1, 8, 8]}).skip_connections is True
     config = _config(build_parser().parse_args([*argv[:2], "metaqnn", *argv[3:]]))
     assert config["skip_connections"] is False
+
+
+def test_sigterm_releases_the_study_and_saves_the_weights_a_worker_resumes_from(tmp_path):
+    db = tmp_path / "nas.db"
+    url = f"sqlite:///{db}"
+    script = os.path.join(os.path.dirname(sys.executable), "optuna-nas")
+    command = [script, "search", "--storage", url, "--study-name", "e", "--artifact-dir", str(tmp_path / "a")]
+    search = subprocess.Popen([*command, *TINY_ENAS, "--n-trials", "100000"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while True:  # wait for three finished trials
+        assert search.poll() is None and time.monotonic() < deadline
+        if db.exists():
+            try:
+                study = optuna.load_study(storage=url, study_name="e")
+            except KeyError:  # not created yet
+                study = None
+            if study is not None and len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 3:
+                break
+        time.sleep(0.2)
+    search.send_signal(signal.SIGTERM)
+    _, err = search.communicate(timeout=120)
+    assert search.returncode == 143, err
+    study = optuna.load_study(storage=url, study_name="e")
+    system_attrs = study._storage.get_study_system_attrs(study._study_id)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    # Released, and the weights saved after every trial that trained them (the one stopped included).
+    assert not system_attrs.get(OWNER_KEY)
+    assert system_attrs[WEIGHTS_KEY]["trials"] >= len(complete) >= 3
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
+    # A worker takes the study over without --take-over, and goes on from the saved weights.
+    saved = system_attrs[WEIGHTS_KEY]["trials"]
+    assert (
+        main(["worker", "--storage", url, "--study-name", "e", "--n-trials", "1", "--no-mlflow", "--no-progress"]) == 0
+    )
+    after = study._storage.get_study_system_attrs(study._study_id)
+    assert not after.get(OWNER_KEY) and after[WEIGHTS_KEY]["trials"] == saved + 1
