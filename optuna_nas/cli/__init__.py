@@ -209,7 +209,11 @@ def check_shared_arguments(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one line and return 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, value in vars(args).items():
+        if isinstance(value, list):  # argparse reads "--option=--" as no value at all: []
+            parser.error(f"argument --{name.replace('_', '-')}: expected one value, got none")
     try:
         check_shared_arguments(args)
         status: int = args.run(args)

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 
 from optuna_nas.cli._common import CommandError
+from optuna_nas.cli._common import absolute_folder
 from optuna_nas.cli._common import given_locations
 from optuna_nas.cli._common import load_study
 from optuna_nas.cli._common import read_config
@@ -23,13 +24,15 @@ def pareto(args: argparse.Namespace) -> int:
     """Print the Pareto front and its hypervolume; write the plots."""
     from optuna_nas import analysis
 
+    if args.out_dir is not None:
+        absolute_folder(args.out_dir, "--out-dir")
     study = load_study(args.storage, args.study_name)
     places = saved_locations(study, read=("mlflow_uri", "artifact_dir"), overridable=False)
     front = analysis.pareto_front(study)
     if not front:
         raise CommandError(f"study {args.study_name!r} has no complete trial yet")
     names = analysis.metric_names(study)
-    if args.reference:
+    if args.reference is not None:
         try:
             reference = [float(v) for v in args.reference.split(",")]
         except ValueError:
@@ -52,7 +55,10 @@ def pareto(args: argparse.Namespace) -> int:
         out_dir = args.out_dir or f"pareto-{safe_file_name(study.study_name)}"
         y = "accuracy" if "accuracy" in names else names[0]
         for x in [n for n in names if n != y][:2]:
-            paths = analysis.plot_pareto(study, x=x, y=y, out_dir=out_dir)
+            try:
+                paths = analysis.plot_pareto(study, x=x, y=y, out_dir=out_dir)
+            except OSError as error:
+                raise CommandError(f"--out-dir {out_dir!r} cannot be written: {error.strerror or error}") from None
             print(f"plot {y} vs {x}: {paths['png']}, {paths['html']}")
     if places.artifact_dir is not None and os.path.isdir(places.artifact_dir):
         print(f"trained weights and network pictures: {places.artifact_dir} (optuna-nas export --trial N)")

@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import filecmp
 import json
+import math
 import os
 import signal
 import sys
@@ -204,11 +205,32 @@ def _heartbeat_interval(args: argparse.Namespace) -> int | None:
     return args.heartbeat_interval or None
 
 
+#: The least value of each whole-number option of ``search`` (the space's and training's), checked
+#: whatever the space, sampler or benchmark, as every option is.
+_SEARCH_MINIMUMS = {
+    "epochs": 1,
+    "batch_size": 1,
+    "batches_per_trial": 1,
+    "max_layers": 1,
+    "max_blocks": 1,
+    "channels": 1,
+    "max_nodes": 2,
+    "max_edges": 1,
+}
+
+
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     try:
-        filters = [int(f) for f in args.filters.split(",") if f]
+        filters = [int(f) for f in args.filters.split(",")]
     except ValueError:
         raise CommandError(f"--filters must be comma-separated integers, got {args.filters!r}") from None
+    for name, minimum in _SEARCH_MINIMUMS.items():
+        if getattr(args, name) < minimum:
+            raise CommandError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, got {getattr(args, name)}")
+    if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
+        raise CommandError(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
+    if args.table is not None and not args.table.strip():
+        raise CommandError(f"--table must name a CSV file of the NAS-Bench-201 table, got {args.table!r}")
     if args.n_trials < 1:
         raise CommandError(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.n_jobs < 1:

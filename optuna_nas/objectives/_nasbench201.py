@@ -70,7 +70,13 @@ class NASBench201:
         self.multi_objective = multi_objective
         self.table = os.fspath(table)
         self.space = NASBench201Space()
-        self._signal = read_column(self.table, f"{dataset}_{signal}")
+        column = f"{dataset}_{signal}"
+        try:
+            self._signal = read_column(self.table, column)
+        except ValueError as error:
+            if f"no {column!r} column" not in str(error):
+                raise
+            raise ValueError(f"signal: the table {self.table!r} has no {column!r} column, got {signal!r}.") from None
 
     @property
     def directions(self) -> list[str]:
