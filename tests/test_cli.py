@@ -254,7 +254,7 @@ def test_a_reward_that_does_not_fit_the_objectives_is_refused_before_any_trial(t
     "argv, message",
     [
         (["search", "--sampler", "bohb"], "--sampler must be one of"),
-        (["search", "--sampler", "pnas"], "'pnas' is not available yet"),
+        (["search", "--sampler", "pnas"], "--sampler pnas grows cells: use --space cell or nb201"),
         (["search", "--dataset", "imagenet"], "imagenet"),
         (["search", "--reward", "best"], "--reward must be first, dominance, linear:W1,W2,... or mnas:TARGET"),
         (["search", "--reward", "linear:1,x"], "--reward 'linear:1,x'"),
