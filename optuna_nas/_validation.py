@@ -10,11 +10,13 @@ from typing import cast
 import numpy as np
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
-    """``value`` as an int (``>= minimum`` when given), else a ``ValueError`` naming ``name``."""
+def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int (``>= minimum``, ``<= maximum`` when given), else a ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (minimum is not None and value < minimum):
         bound = f" >= {minimum}" if minimum is not None else ""
         raise ValueError(f"{name} must be an integer{bound}, got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value!r}.")
     return int(value)
 
 

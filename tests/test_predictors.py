@@ -332,3 +332,20 @@ def test_importing_predictors_imports_neither_torch_nor_sklearn_nor_scipy():
     code = "import sys, optuna_nas.predictors; print([m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: MLPEnsemble(ensemble_size=10**10), "ensemble_size must be at most 1000"),
+        (lambda: MLPEnsemble(epochs=10**9), "epochs must be at most"),
+        (lambda: MLPEnsemble(hidden_sizes=(10**9,)), r"hidden_sizes\[0\] must be at most"),
+        (lambda: LSTMEnsemble(embedding_dim=10**10), "embedding_dim must be at most"),
+        (lambda: LSTMEnsemble(hidden_size=10**10), "hidden_size must be at most"),
+        (lambda: TreeEnsemble(n_estimators=10**10), "n_estimators must be at most"),
+        (lambda: TreeEnsemble(model="gradient_boosting", ensemble_size=10**6), "ensemble_size must be at most"),
+    ],
+)
+def test_sizes_that_would_exhaust_memory_or_never_fit_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

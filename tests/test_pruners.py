@@ -250,3 +250,8 @@ def test_a_copied_pruner_decides_as_the_original(clone):
     copied = clone(pruner)
     assert copied.judge(study, bad) == verdict and verdict.prune
     assert (copied.min_epochs, copied.confidence, copied.seed) == (2, 1.0, 0)
+
+
+def test_a_forest_too_large_to_fit_is_refused():
+    with pytest.raises(ValueError, match="n_estimators must be at most 100000"):
+        LearningCurvePruner(n_estimators=10**10)

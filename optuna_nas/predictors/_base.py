@@ -13,6 +13,12 @@ from optuna_nas._validation import check_finite_array
 
 _P = TypeVar("_P", bound="Predictor")
 
+#: Bounds on the predictors' sizes: larger ones exhaust memory or never finish a fit.
+MAX_MEMBERS = 1000
+MAX_TREES = 100_000
+MAX_EPOCHS = 100_000
+MAX_WIDTH = 65_536
+
 
 class Predictor(abc.ABC):
     """A regressor from encoded architectures to scores, with an uncertainty.

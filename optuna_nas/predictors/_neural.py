@@ -14,6 +14,9 @@ from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_one_of
 from optuna_nas._validation import check_seed
+from optuna_nas.predictors._base import MAX_EPOCHS
+from optuna_nas.predictors._base import MAX_MEMBERS
+from optuna_nas.predictors._base import MAX_WIDTH
 from optuna_nas.predictors._base import SequencePredictor
 from optuna_nas.predictors._base import VectorPredictor
 from optuna_nas.predictors._base import member_seed
@@ -36,8 +39,8 @@ class _NeuralEnsemble:
         seed: int | None,
         num_threads: int | None,
     ) -> None:
-        self.ensemble_size = check_int("ensemble_size", ensemble_size, minimum=1)
-        self.epochs = check_int("epochs", epochs, minimum=1)
+        self.ensemble_size = check_int("ensemble_size", ensemble_size, minimum=1, maximum=MAX_MEMBERS)
+        self.epochs = check_int("epochs", epochs, minimum=1, maximum=MAX_EPOCHS)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.learning_rate = check_number("learning_rate", learning_rate, low=0.0, low_open=True)
         self.weight_decay = check_number("weight_decay", weight_decay, low=0.0)
@@ -108,7 +111,8 @@ class MLPEnsemble(_NeuralEnsemble, VectorPredictor):
         if isinstance(hidden_sizes, str) or not isinstance(hidden_sizes, Sequence):
             raise ValueError(f"hidden_sizes must be a sequence of layer widths, got {hidden_sizes!r}.")
         self.hidden_sizes = tuple(
-            check_int(f"hidden_sizes[{index}]", size, minimum=1) for index, size in enumerate(hidden_sizes)
+            check_int(f"hidden_sizes[{index}]", size, minimum=1, maximum=MAX_WIDTH)
+            for index, size in enumerate(hidden_sizes)
         )
         self._set_common(
             ensemble_size=ensemble_size,
@@ -214,8 +218,8 @@ class LSTMEnsemble(_NeuralEnsemble, SequencePredictor):
         num_threads: int | None = 1,
     ) -> None:
         super().__init__()
-        self.embedding_dim = check_int("embedding_dim", embedding_dim, minimum=1)
-        self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim, minimum=1, maximum=MAX_WIDTH)
+        self.hidden_size = check_int("hidden_size", hidden_size, minimum=1, maximum=MAX_WIDTH)
         self._set_common(
             ensemble_size=ensemble_size,
             epochs=epochs,

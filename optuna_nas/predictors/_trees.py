@@ -10,6 +10,8 @@ from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_one_of
 from optuna_nas._validation import check_seed
+from optuna_nas.predictors._base import MAX_MEMBERS
+from optuna_nas.predictors._base import MAX_TREES
 from optuna_nas.predictors._base import VectorPredictor
 from optuna_nas.predictors._base import member_seed
 
@@ -69,14 +71,16 @@ class TreeEnsemble(VectorPredictor):
         for name, value in (("ensemble_size", ensemble_size), ("learning_rate", learning_rate)):
             if value is not None and not boosting:
                 raise ValueError(f"{name} applies to model='gradient_boosting' only, got {name}={value!r}.")
-        self.n_estimators = check_int("n_estimators", n_estimators, minimum=1)
+        self.n_estimators = check_int("n_estimators", n_estimators, minimum=1, maximum=MAX_TREES)
         if max_features is None:
             max_features = 1.0 if boosting else 0.3
         self.max_features = check_number("max_features", max_features, low=0.0, high=1.0, low_open=True)
         if max_depth is None and boosting:
             max_depth = 3
         self.max_depth = None if max_depth is None else check_int("max_depth", max_depth, minimum=1)
-        self.ensemble_size = check_int("ensemble_size", 5 if ensemble_size is None else ensemble_size, minimum=2)
+        self.ensemble_size = check_int(
+            "ensemble_size", 5 if ensemble_size is None else ensemble_size, minimum=2, maximum=MAX_MEMBERS
+        )
         self.learning_rate = check_number(
             "learning_rate", 0.05 if learning_rate is None else learning_rate, low=0.0, low_open=True
         )

@@ -20,6 +20,9 @@ from optuna_nas._validation import check_number
 from optuna_nas.predictors import TreeEnsemble
 from optuna_nas.predictors import VectorEncoder
 
+#: The most trees a forest may have: more never finish a fit.
+_MAX_TREES = 100_000
+
 #: A complete trial as training data: the first epochs of its curve, its params, its final value.
 _Row = tuple[list[float], Mapping[str, Any], float]
 
@@ -121,7 +124,7 @@ class LearningCurvePruner(BasePruner):
         if not isinstance(use_architecture, bool):
             raise ValueError(f"use_architecture must be True or False, got {use_architecture!r}.")
         self.use_architecture = use_architecture
-        self.n_estimators = check_int("n_estimators", n_estimators, minimum=1)
+        self.n_estimators = check_int("n_estimators", n_estimators, minimum=1, maximum=_MAX_TREES)
         self.seed = check_int("seed", seed, minimum=0)
         self._init_cache()
 
