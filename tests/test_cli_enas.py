@@ -101,7 +101,7 @@ def test_search_then_derive_and_a_second_owner_is_refused(tmp_path, capsys):
         (["--space", "nb201"], ["--space nb201"]),
         (["--benchmark", "nasbench201", "--dataset", "cifar10"], ["--benchmark nasbench201"]),
         (["--artifact-dir", ""], ["--artifact-dir"]),
-        (["--batches-per-trial", "0"], ["--batches-per-trial must be >= 1, got 0"]),
+        (["--batches-per-trial", "0"], ["--batches-per-trial must be an integer >= 1, got 0"]),
     ],
 )
 def test_search_refuses_what_enas_does_not_take(tmp_path, capsys, extra, words):

@@ -411,7 +411,9 @@ def test_a_dag_search_runs_from_the_command_line_and_its_front_prints(tmp_path, 
     artifacts = ["--artifact-dir", str(tmp_path / "artifacts")]
     assert main(["search", *common, *search, *artifacts, "--sampler", "evolution", "--n-trials", "4"]) == 0
     assert "4 trials, Pareto front of" in capsys.readouterr().out
-    assert main(["search", *common, *search, *artifacts, "--sampler", "metaqnn", "--n-trials", "2"]) == 0
+    # Another sampler on the same study is a change of its settings, made on purpose.
+    resumed = ["--sampler", "metaqnn", "--n-trials", "2", "--force-settings"]
+    assert main(["search", *common, *search, *artifacts, *resumed]) == 0
     assert "6 trials, Pareto front of" in capsys.readouterr().out
 
     assert main(["pareto", *common, "--out-dir", str(tmp_path / "plots")]) == 0
