@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -141,15 +142,15 @@ def test_sigterm_releases_the_study_and_saves_the_weights_a_worker_resumes_from(
     command = [script, "search", "--storage", url, "--study-name", "e", "--artifact-dir", str(tmp_path / "a")]
     search = subprocess.Popen([*command, *TINY_ENAS, "--n-trials", "100000"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while True:  # wait for three finished trials
+    while True:  # wait for three finished trials, read with sqlite3: the search may be creating the schema
         assert search.poll() is None and time.monotonic() < deadline
-        if db.exists():
-            try:
-                study = optuna.load_study(storage=url, study_name="e")
-            except KeyError:  # not created yet
-                study = None
-            if study is not None and len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 3:
-                break
+        try:
+            with sqlite3.connect(db, timeout=30) as connection:
+                done = connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+        except sqlite3.OperationalError:  # no table yet
+            done = 0
+        if done >= 3:
+            break
         time.sleep(0.2)
     search.send_signal(signal.SIGTERM)
     _, err = search.communicate(timeout=120)
