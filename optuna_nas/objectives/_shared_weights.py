@@ -25,8 +25,6 @@ from typing import runtime_checkable
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.distributions import CategoricalDistribution
-from optuna.distributions import IntDistribution
 
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
@@ -37,7 +35,7 @@ from optuna_nas.objectives._common import record_architecture
 from optuna_nas.objectives._common import resolve_dataset
 from optuna_nas.objectives._common import training_failures
 from optuna_nas.spaces import ArchitectureSpec
-from optuna_nas.spaces import Decider
+from optuna_nas.spaces import DistributionDecider
 from optuna_nas.spaces import Space
 
 if TYPE_CHECKING:
@@ -714,37 +712,24 @@ def derive(
     return DerivedArchitecture(spec=spec, params=params, accuracy=scores[best], scores=scores)
 
 
-class _PolicyDecider(Decider):
+class _PolicyDecider(DistributionDecider):
     """Takes each decision by sampling the controller's policy, given the decisions before it."""
 
     def __init__(self, controller: Controller, parameters: Any, rng: np.random.Generator) -> None:
+        super().__init__()
         self._controller = controller
         self._parameters = parameters
         self._rng = rng
-        self.params: dict[str, Any] = {}
-        self._distributions: dict[str, BaseDistribution] = {}
 
-    def categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        return self._decide(name, CategoricalDistribution(list(choices)))
-
-    def integer(self, name: str, low: int, high: int) -> int:
-        return int(self._decide(name, IntDistribution(low, high)))
-
-    def _decide(self, name: str, distribution: BaseDistribution) -> Any:
+    def choose(self, name: str, distribution: BaseDistribution) -> Any:
         actions = self._controller.actions(distribution)
         if actions.size == 1:
-            value = actions.value_of(0, self._rng)
-        else:
-            steps = self._controller.steps_of(self.params, self._distributions)
-            # The decision's key as the controller names it: the last step of the params with any
-            # value of this decision added.
-            probe = actions.value_of(0, np.random.default_rng(0))
-            key = self._controller.steps_of({**self.params, name: probe}, {**self._distributions, name: distribution})[
-                -1
-            ][0]
-            probabilities = np.asarray(self._controller.policy.probabilities(self._parameters, steps, key), dtype=float)
-            action = int(self._rng.choice(actions.size, p=probabilities / probabilities.sum()))
-            value = actions.value_of(action, self._rng)
-        self.params[name] = value
-        self._distributions[name] = distribution
-        return value
+            return actions.value_of(0, self._rng)
+        steps = self._controller.steps_of(self.params, self.distributions)
+        # The decision's key as the controller names it: the last step of the params with any
+        # value of this decision added.
+        probe = actions.value_of(0, np.random.default_rng(0))
+        key = self._controller.steps_of({**self.params, name: probe}, {**self.distributions, name: distribution})[-1][0]
+        probabilities = np.asarray(self._controller.policy.probabilities(self._parameters, steps, key), dtype=float)
+        action = int(self._rng.choice(actions.size, p=probabilities / probabilities.sum()))
+        return actions.value_of(action, self._rng)

@@ -22,8 +22,6 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.distributions import CategoricalDistribution
-from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
@@ -35,7 +33,7 @@ from optuna_nas.samplers._base import NASSampler
 from optuna_nas.samplers._base import Plan
 from optuna_nas.samplers._history import Episode
 from optuna_nas.samplers._registry import register_sampler
-from optuna_nas.spaces import Decider
+from optuna_nas.spaces import DistributionDecider
 from optuna_nas.spaces import Space
 
 _logger = optuna.logging.get_logger(__name__)
@@ -319,7 +317,7 @@ class PredictorGuidedSampler(NASSampler):
         return vectors, predictor.fit(vectors.transform(specs), targets)
 
 
-class _DryDecider(Decider):
+class _DryDecider(DistributionDecider):
     """Takes a space's decisions as the wrapped sampler would in a trial, without one: the planned
     value when it is allowed, else the sampler's proposal.
     """
@@ -334,18 +332,11 @@ class _DryDecider(Decider):
         n_finished: int,
         plan: Plan | None,
     ) -> None:
+        super().__init__()
         self._owner, self._variant, self._study, self._trial = owner, variant, study, trial
         self._state, self._n_finished, self._plan = state, n_finished, plan
-        self.params: dict[str, Any] = {}
-        self._distributions: dict[str, BaseDistribution] = {}
 
-    def categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        return self._decide(name, CategoricalDistribution(list(choices)))
-
-    def integer(self, name: str, low: int, high: int) -> int:
-        return int(self._decide(name, IntDistribution(low, high)))
-
-    def _decide(self, name: str, distribution: BaseDistribution) -> Any:
+    def choose(self, name: str, distribution: BaseDistribution) -> Any:
         owner = self._owner
         actions = owner.actions(distribution)
         rng = self._variant.rng(self._trial.number, name)
@@ -356,7 +347,7 @@ class _DryDecider(Decider):
             datetime_start=None,
             datetime_complete=None,
             params=dict(self.params),
-            distributions=dict(self._distributions),
+            distributions=dict(self.distributions),
             user_attrs={},
             system_attrs={},
             intermediate_values={},
@@ -364,24 +355,19 @@ class _DryDecider(Decider):
         )
         # Storage was read as the plan began: candidates are checked against that read.
         allowed = owner._allowed_actions(self._study, partial, name, actions, read_storage=False)
-        value: Any
         planned = None if self._plan is None else self._plan.params.get(name, _MISSING)
         if (
             planned is not _MISSING
             and actions.contains(planned)
             and (not actions.exact or actions.action_of(planned) in allowed)
         ):
-            value = planned
-        elif actions.size == 1:
-            value = actions.value_of(0, rng)
-        else:
-            decision = Decision(
-                self._study, partial, name, actions, allowed, self._state, self._n_finished, self._plan, rng
-            )
-            value = actions.value_of(int(self._variant.propose(decision)), rng)
-        self.params[name] = value
-        self._distributions[name] = distribution
-        return value
+            return planned
+        if actions.size == 1:
+            return actions.value_of(0, rng)
+        decision = Decision(
+            self._study, partial, name, actions, allowed, self._state, self._n_finished, self._plan, rng
+        )
+        return actions.value_of(int(self._variant.propose(decision)), rng)
 
 
 _MISSING = object()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from optuna_nas.spaces._base import ArchitectureGraph
 from optuna_nas.spaces._base import ArchitectureSpec
 from optuna_nas.spaces._base import Decider
+from optuna_nas.spaces._base import DistributionDecider
 from optuna_nas.spaces._base import Space
 from optuna_nas.spaces._cell import NUM_CELL_INPUTS
 from optuna_nas.spaces._cell import PNAS_OPS
@@ -56,6 +57,7 @@ __all__ = [
     "DAGCellSpace",
     "DAGCellSpec",
     "Decider",
+    "DistributionDecider",
     "NASBench201Space",
     "NASBench201Spec",
     "Space",

@@ -116,6 +116,34 @@ class TrialDecider(Decider):
         return self._trial.suggest_int(name, low, high)
 
 
+class DistributionDecider(Decider):
+    """Takes each decision as the distribution a trial would be asked for, without a trial, and
+    keeps the values chosen, in order, with their distributions (``params``, ``distributions``).
+
+    Subclasses implement :meth:`choose`, which sees the decisions taken before this one.
+    """
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+
+    @abc.abstractmethod
+    def choose(self, name: str, distribution: optuna.distributions.BaseDistribution) -> Any:
+        """Return the value of the decision ``name`` of ``distribution``."""
+
+    def categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._record(name, optuna.distributions.CategoricalDistribution(list(choices)))
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        return int(self._record(name, optuna.distributions.IntDistribution(low, high)))
+
+    def _record(self, name: str, distribution: optuna.distributions.BaseDistribution) -> Any:
+        value = self.choose(name, distribution)
+        self.params[name] = value
+        self.distributions[name] = distribution
+        return value
+
+
 class ParamsDecider(Decider):
     """Replays recorded params, checking each one is a legal decision."""
 
