@@ -355,7 +355,7 @@ class _DryDecider(DistributionDecider):
         )
         # Storage was read as the plan began: candidates are checked against that read.
         allowed = owner._allowed_actions(self._study, partial, name, actions, read_storage=False)
-        planned = None if self._plan is None else self._plan.params.get(name, _MISSING)
+        planned = _MISSING if self._plan is None else self._plan.params.get(name, _MISSING)
         if (
             planned is not _MISSING
             and actions.contains(planned)

@@ -222,3 +222,24 @@ def test_any_sampler_of_ours_can_be_guided_in_one_call():
     assert [t.params for t in study.trials] == [t.params for t in again.trials]
     with pytest.raises(ValueError, match="candidates"):
         evolution.guided(space=NB201, candidates=0)
+
+
+def test_without_a_plan_candidates_are_proposed_even_where_none_is_a_choice():
+    """A decision the wrapped sampler did not plan (evolution's random start) is proposed, never
+    taken as a plan of None: the candidates differ."""
+    ops = [None, "skip_connect", "nor_conv_3x3"]
+
+    class WithNone(spaces.Space):
+        name = "with-none"
+
+        def decide(self, decider):
+            a, b = decider.categorical("a", ops), decider.categorical("b", ops)
+            return spaces.NASBench201Spec(ops=(a or "none", *("skip_connect",) * 4, b or "none"))
+
+    space = WithNone()
+    evolution = AgingEvolutionSampler(population_size=100, sample_size=2, seed=0)  # never full: no plans
+    sampler = PredictorGuidedSampler(evolution, space=space, candidates=8, min_trials=2)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: float(space.suggest(t).ops.count("nor_conv_3x3")), n_trials=4)
+    guided = [t for t in study.trials if PREFIX + "candidates" in t.system_attrs]
+    assert guided and all(t.system_attrs[PREFIX + "candidates"] > 1 for t in guided)
