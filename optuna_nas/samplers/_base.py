@@ -155,6 +155,8 @@ class NASSampler(BaseSampler, abc.ABC):
     #: The sampler whose storage replay this one reads, when it makes candidates for another
     #: (:class:`~optuna_nas.samplers.PredictorGuidedSampler`); ``None``: its own.
     _owner: NASSampler | None = None
+    #: The attributes :meth:`_init_caches` makes: left out of copies and pickles, made again after.
+    _CACHES: tuple[str, ...] = ("_lock", "_replays", "_contexts")
 
     def __init__(
         self,
@@ -403,10 +405,7 @@ class NASSampler(BaseSampler, abc.ABC):
     # -- Pickling (Optuna copies samplers; caches are rebuilt from storage) --------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        for key in ("_lock", "_replays", "_contexts"):
-            state.pop(key, None)
-        return state
+        return {key: value for key, value in self.__dict__.items() if key not in self._CACHES}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

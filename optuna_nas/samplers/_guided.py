@@ -160,17 +160,13 @@ class PredictorGuidedSampler(NASSampler):
         """The wrapped sampler."""
         return self._variants[0]
 
+    _CACHES = (*NASSampler._CACHES, "_fit_lock", "_fits", "_warned")
+
     def _init_caches(self) -> None:
         super()._init_caches()
         self._fit_lock = threading.Lock()
         self._fits: OrderedDict[tuple[Any, ...], tuple[Any, Any] | None] = OrderedDict()
         self._warned = False
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        for key in ("_fit_lock", "_fits", "_warned"):
-            state.pop(key, None)
-        return state
 
     # -- What the wrapped sampler decides ------------------------------------------------------
 

@@ -249,16 +249,12 @@ class PNASSampler(NASSampler):
         self._stage_one = smallest
         self._prototype = predictor
 
+    _CACHES = (*NASSampler._CACHES, "_queue_lock", "_queues")
+
     def _init_caches(self) -> None:
         super()._init_caches()
         self._queue_lock = threading.Lock()
         self._queues: OrderedDict[tuple[Any, ...], list[Params]] = OrderedDict()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        for key in ("_queue_lock", "_queues"):
-            state.pop(key, None)
-        return state
 
     @property
     def beam_size(self) -> int:

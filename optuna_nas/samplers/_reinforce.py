@@ -160,6 +160,8 @@ class ReinforceSampler(NASSampler):
             seed=self.seed,
         )
 
+    _CACHES = (*NASSampler._CACHES, "_carry_lock", "_carries")
+
     def _init_caches(self) -> None:
         super()._init_caches()
         self._carry_lock = threading.Lock()
@@ -169,12 +171,6 @@ class ReinforceSampler(NASSampler):
         with self._carry_lock:
             self._carries.pop((id(study._storage), trial._trial_id), None)
         super().after_trial(study, trial, state, values)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        for key in ("_carry_lock", "_carries"):
-            state.pop(key, None)
-        return state
 
     @property
     def policy(self) -> SequencePolicy:
