@@ -18,6 +18,7 @@ from optuna_nas.predictors import TreeEnsemble
 from optuna_nas.predictors import VectorEncoder
 from optuna_nas.predictors import architecture_features
 from optuna_nas.predictors import architecture_tokens
+from optuna_nas.predictors import fit_on_architectures
 from optuna_nas.predictors import rank_correlation
 
 SPACES = {
@@ -349,3 +350,17 @@ def test_importing_predictors_imports_neither_torch_nor_sklearn_nor_scipy():
 def test_sizes_that_would_exhaust_memory_or_never_fit_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_fit_on_architectures_reads_them_as_the_predictor_kind_needs_and_leaves_the_prototype_unfitted():
+    cells = [spaces.NASBench201Spec(ops=(op,) * 6) for op in spaces.NB201_OPS]
+    scores = [10.0, 80.0, 85.0, 90.0, 70.0]
+    forest = fit_on_architectures(cells, scores, seed=0)
+    assert isinstance(forest.encoder, VectorEncoder) and isinstance(forest.predictor, TreeEnsemble)
+    mean, spread = forest.predict(cells)
+    assert mean.shape == spread.shape == (5,) and mean[3] > mean[0]
+    prototype = LSTMEnsemble(ensemble_size=2, epochs=5, seed=0)
+    lstm = fit_on_architectures(cells, scores, predictor=prototype)
+    assert isinstance(lstm.encoder, TokenEncoder) and lstm.predictor is not prototype
+    assert prototype.n_samples == 0 and lstm.predictor.n_samples == 5
+    assert lstm.predict(cells)[0].shape == (5,)

@@ -33,6 +33,8 @@ from optuna_nas.predictors._base import VectorPredictor
 from optuna_nas.predictors._correlation import rank_correlation
 from optuna_nas.predictors._encoders import TokenEncoder
 from optuna_nas.predictors._encoders import VectorEncoder
+from optuna_nas.predictors._fitted import FittedPredictor
+from optuna_nas.predictors._fitted import fit_on_architectures
 from optuna_nas.predictors._neural import LSTMEnsemble
 from optuna_nas.predictors._neural import MLPEnsemble
 from optuna_nas.predictors._trees import TREE_MODELS
@@ -41,6 +43,7 @@ from optuna_nas.predictors._trees import TreeEnsemble
 __all__ = [
     "TREE_MODELS",
     "Architecture",
+    "FittedPredictor",
     "LSTMEnsemble",
     "MLPEnsemble",
     "Predictor",
@@ -51,5 +54,6 @@ __all__ = [
     "VectorPredictor",
     "architecture_features",
     "architecture_tokens",
+    "fit_on_architectures",
     "rank_correlation",
 ]

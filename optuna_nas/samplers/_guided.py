@@ -17,6 +17,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,9 @@ from optuna_nas.samplers._history import Episode
 from optuna_nas.samplers._registry import register_sampler
 from optuna_nas.spaces import DistributionDecider
 from optuna_nas.spaces import Space
+
+if TYPE_CHECKING:
+    from optuna_nas.predictors import FittedPredictor
 
 _logger = optuna.logging.get_logger(__name__)
 
@@ -165,7 +169,7 @@ class PredictorGuidedSampler(NASSampler):
     def _init_caches(self) -> None:
         super()._init_caches()
         self._fit_lock = threading.Lock()
-        self._fits: OrderedDict[tuple[Any, ...], tuple[Any, Any] | None] = OrderedDict()
+        self._fits: OrderedDict[tuple[Any, ...], FittedPredictor | None] = OrderedDict()
         self._warned = False
 
     # -- What the wrapped sampler decides ------------------------------------------------------
@@ -272,20 +276,13 @@ class PredictorGuidedSampler(NASSampler):
                     self._fits.popitem(last=False)
         if fitted is None:
             return None
-        encoder, predictor = fitted
-        specs = [self._space.spec_from_params(p) for p in params]
-        inputs = encoder.transform(specs) if hasattr(encoder, "transform") else encoder.encode_many(specs)
-        mean, spread = predictor.predict(inputs)
-        return np.asarray(mean, dtype=float), np.asarray(spread, dtype=float)
+        return fitted.predict([self._space.spec_from_params(p) for p in params])
 
-    def _fit(self, examples: Sequence[tuple[int, dict[str, Any], float]]) -> tuple[Any, Any] | None:
-        """The encoder and the predictor fitted on the examples that are architectures of the
-        space; ``None`` when fewer than ``min_trials`` are.
+    def _fit(self, examples: Sequence[tuple[int, dict[str, Any], float]]) -> FittedPredictor | None:
+        """The predictor fitted on the examples that are architectures of the space; ``None``
+        when fewer than ``min_trials`` are.
         """
-        from optuna_nas.predictors import SequencePredictor
-        from optuna_nas.predictors import TokenEncoder
-        from optuna_nas.predictors import TreeEnsemble
-        from optuna_nas.predictors import VectorEncoder
+        from optuna_nas.predictors import fit_on_architectures
 
         specs, targets = [], []
         for _, params, reward in examples:
@@ -302,15 +299,7 @@ class PredictorGuidedSampler(NASSampler):
             )
         if len(specs) < self._min_trials:
             return None
-        if self._prototype is None:
-            predictor: Any = TreeEnsemble(n_estimators=100, seed=self.seed)
-        else:
-            predictor = copy.deepcopy(self._prototype)
-        if isinstance(predictor, SequencePredictor):
-            tokens = TokenEncoder().fit(specs)
-            return tokens, predictor.fit(tokens.encode_many(specs), targets)
-        vectors = VectorEncoder().fit(specs)
-        return vectors, predictor.fit(vectors.transform(specs), targets)
+        return fit_on_architectures(specs, targets, predictor=self._prototype, seed=self.seed)
 
 
 class _DryDecider(DistributionDecider):

@@ -6,7 +6,6 @@ Paper: https://arxiv.org/abs/1712.00559
 
 from __future__ import annotations
 
-import copy
 import itertools
 import threading
 from collections import OrderedDict
@@ -399,26 +398,13 @@ class PNASSampler(NASSampler):
         """
         if len(examples) < 2 or not candidates:
             return candidates
-        from optuna_nas.predictors import SequencePredictor
-        from optuna_nas.predictors import TokenEncoder
-        from optuna_nas.predictors import TreeEnsemble
-        from optuna_nas.predictors import VectorEncoder
+        from optuna_nas.predictors import fit_on_architectures
 
         specs = [self._space.spec_from_params(params) for _, params, _, _ in examples]
         targets = [reward for _, _, reward, _ in examples]
-        predictor: Any = TreeEnsemble(n_estimators=100, seed=self.seed) if self._prototype is None else None
-        if predictor is None:
-            predictor = copy.deepcopy(self._prototype)
-        candidate_specs = [self._space.spec_from_params(params) for params in candidates]
-        if isinstance(predictor, SequencePredictor):
-            tokens = TokenEncoder().fit(specs)
-            predictor.fit(tokens.encode_many(specs), targets)
-            mean, _ = predictor.predict(tokens.encode_many(candidate_specs))
-        else:
-            vectors = VectorEncoder().fit(specs)
-            predictor.fit(vectors.transform(specs), targets)
-            mean, _ = predictor.predict(vectors.transform(candidate_specs))
-        order = np.argsort(-np.asarray(mean, dtype=float), kind="stable")
+        fitted = fit_on_architectures(specs, targets, predictor=self._prototype, seed=self.seed)
+        mean, _ = fitted.predict([self._space.spec_from_params(params) for params in candidates])
+        order = np.argsort(-mean, kind="stable")
         return [candidates[int(i)] for i in order]
 
 
