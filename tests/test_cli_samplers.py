@@ -51,3 +51,18 @@ def test_the_pruner_needs_trainings(tmp_path, capsys):
     nb201 = ["--benchmark", "nasbench201", "--dataset", "cifar10", "--pruner", "learning-curve"]
     assert main(["search", *_common(tmp_path), *nb201, "--n-trials", "1"]) == 2
     assert "--pruner learning-curve stops trainings; --benchmark nasbench201 trains none" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sampler", ["evolution", "evolution-guided", "metaqnn", "reinforce"])
+def test_our_samplers_train_each_nasbench201_function_once(tmp_path, sampler):
+    # Cells that differ only on edges no input-to-output path crosses compute one function; a
+    # mutation of such an edge made evolution train the same network again.
+    from optuna_nas.spaces import NASBench201Space
+
+    nb201 = ["--benchmark", "nasbench201", "--dataset", "cifar10", "--sampler", sampler]
+    assert main(["search", *_common(tmp_path), *nb201, "--n-trials", "60"]) == 0
+    study = optuna.load_study(storage=f"sqlite:///{tmp_path / 'nas.db'}", study_name="s")
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    keys = [NASBench201Space().dedup_key(t.params) for t in complete]
+    assert len(complete) >= 55 and None not in keys
+    assert len(set(keys)) == len(keys)

@@ -174,8 +174,9 @@ def make_sampler(
         options["avoid_duplicates"] = False
     if name == "metaqnn" and isinstance(space, spaces.ChainSpace):
         options["state"] = space.metaqnn_state
-    if name not in OPTUNA_SAMPLERS and isinstance(space, spaces.DAGCellSpace):
-        # Isomorphic cells are one network: train each once.
+    if name not in (*OPTUNA_SAMPLERS, "pnas") and isinstance(space, (spaces.DAGCellSpace, spaces.NASBench201Space)):
+        # Isomorphic DAG cells, and NAS-Bench-201 cells that differ only on edges no input-to-output
+        # path crosses, are one network: train each once (PNAS keys its cells by the space itself).
         options["dedup_key"] = space.dedup_key
     try:
         return create_sampler(name, seed=seed, **options)
