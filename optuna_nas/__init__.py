@@ -3,7 +3,8 @@
 Subpackages: :mod:`~optuna_nas.spaces` (architectures as define-by-run decisions),
 :mod:`~optuna_nas.models` (spec to network), :mod:`~optuna_nas.data` (offline-first datasets),
 :mod:`~optuna_nas.metrics` (params, FLOPs, latency), :mod:`~optuna_nas.objectives` (train and
-measure; NAS-Bench-201), :mod:`~optuna_nas.samplers` (the NAS controllers). Importing this package
+measure; NAS-Bench-201), :mod:`~optuna_nas.samplers` (the NAS controllers), and the module
+:mod:`~optuna_nas.storages` (a gRPC storage proxy client that keeps param order). Importing this package
 does not import torch; the subpackages that need it import it when they are first used.
 """
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import optuna
 import pytest
@@ -17,7 +18,12 @@ from test_reliability import _replayed_copy
 from optuna_nas.cli import main
 from optuna_nas.cli._common import CONFIG_ATTR
 from optuna_nas.cli._common import open_storage
+from optuna_nas.objectives import DEFAULT_TABLE
+from optuna_nas.objectives import NASBench201
+from optuna_nas.samplers import MetaQNNSampler
 from optuna_nas.samplers import create_sampler
+from optuna_nas.spaces import NB201_EDGES
+from optuna_nas.storages import OrderedGrpcStorageProxy
 
 pytest.importorskip("grpc")
 
@@ -116,3 +122,35 @@ def test_a_grpc_storage_without_a_proxy_or_port_is_one_line_and_status_2(tmp_pat
         assert main(["worker", "--storage", storage, "--study-name", "s"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_from_python_our_samplers_refuse_optunas_proxy_client_and_learn_through_the_ordered_one(proxy):
+    url, database = proxy
+    port = int(url.rsplit(":", 1)[1])
+    objective = NASBench201(DEFAULT_TABLE, "cifar10")
+    in_order = [f"edge_{from_node}_to_{to_node}" for to_node, from_node in NB201_EDGES]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        plain = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+        ordered = OrderedGrpcStorageProxy(host="127.0.0.1", port=port)
+    try:
+        # Optuna's client: a clear error at the first decision, before anything is trained.
+        study = optuna.create_study(storage=plain, study_name="plain", direction="maximize", sampler=MetaQNNSampler())
+        with pytest.raises(ValueError, match=r"^storage: .*OrderedGrpcStorageProxy"):
+            study.optimize(objective, n_trials=1)
+        assert [t.state for t in study.trials] == [TrialState.FAIL]
+
+        # Ours: MetaQNN learns through the proxy what it learns from the database itself, decisions in order.
+        study = optuna.create_study(
+            storage=ordered, study_name="ordered", direction="maximize", sampler=MetaQNNSampler(seed=3)
+        )
+        study.optimize(objective, n_trials=12)
+        direct = optuna.load_study(storage=database, study_name="ordered")
+        names = [list(t.params) for t in direct.trials]
+        assert names == [list(t.params) for t in study.trials]
+        assert names == [in_order] * 12
+        assert MetaQNNSampler(seed=3).q_table(study) == MetaQNNSampler(seed=3).q_table(direct)
+    finally:
+        plain.close()
+        ordered.close()

@@ -14,8 +14,6 @@ import time
 import urllib.parse
 import warnings
 from collections.abc import Callable
-from collections.abc import Container
-from collections.abc import Sequence
 from typing import Any
 from typing import TypeVar
 
@@ -23,6 +21,7 @@ import optuna
 
 from optuna_nas._secrets import mask_secrets
 from optuna_nas._secrets import mask_url
+from optuna_nas.storages import OrderedGrpcStorageProxy
 
 CONFIG_ATTR = "optuna_nas.config"
 
@@ -184,70 +183,6 @@ def _grpc_proxy(url: str) -> optuna.storages.BaseStorage:
             "optuna.storages.run_grpc_proxy_server in front of the database)."
         ) from None
     return proxy
-
-
-#: The system attr of a trial written through :class:`OrderedGrpcStorageProxy`: its params' names in
-#: the order they were suggested.
-PARAM_ORDER_ATTR = "optuna_nas:param_order"
-
-
-class OrderedGrpcStorageProxy(optuna.storages.GrpcStorageProxy):
-    """Optuna's gRPC storage proxy client that keeps the order of each trial's params.
-
-    The proxy sends a trial's params as a protobuf map, which does not keep their order, and
-    Optuna does not require a storage to keep it; the RDB and journal storages do, and our samplers
-    rely on it (a define-by-run architecture is the sequence of its decisions: see
-    :mod:`optuna_nas.samplers`). So each param written through this client also writes the names
-    so far to the trial's :data:`PARAM_ORDER_ATTR`, and trials read are given their params in that
-    order. A trial written by another client keeps the order the proxy gave.
-    """
-
-    def __init__(self, *, host: str = "localhost", port: int = 13000) -> None:
-        super().__init__(host=host, port=port)
-        self._orders: dict[int, list[str]] = {}
-
-    def set_trial_param(
-        self,
-        trial_id: int,
-        param_name: str,
-        param_value_internal: float,
-        distribution: optuna.distributions.BaseDistribution,
-    ) -> None:
-        super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
-        order = self._orders.setdefault(trial_id, [])
-        if param_name not in order:
-            order.append(param_name)
-            super().set_trial_system_attr(trial_id, PARAM_ORDER_ATTR, list(order))
-
-    def set_trial_state_values(
-        self, trial_id: int, state: optuna.trial.TrialState, values: Sequence[float] | None = None
-    ) -> bool:
-        if state.is_finished():
-            self._orders.pop(trial_id, None)
-        return super().set_trial_state_values(trial_id, state, values)
-
-    def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
-        return _in_suggested_order(super().get_trial(trial_id))
-
-    def get_all_trials(
-        self,
-        study_id: int,
-        deepcopy: bool = True,
-        states: Container[optuna.trial.TrialState] | None = None,
-    ) -> list[optuna.trial.FrozenTrial]:
-        return [_in_suggested_order(t) for t in super().get_all_trials(study_id, deepcopy, states)]
-
-
-def _in_suggested_order(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
-    """``trial`` with its params (and their distributions) in the order of its :data:`PARAM_ORDER_ATTR`."""
-    order = trial.system_attrs.get(PARAM_ORDER_ATTR)
-    params = trial.params
-    if not isinstance(order, list) or list(params) == order[: len(params)]:
-        return trial
-    names = [n for n in order if n in params] + [n for n in params if n not in order]
-    trial.params = {n: params[n] for n in names}
-    trial.distributions = {n: trial.distributions[n] for n in names}
-    return trial
 
 
 def _rdb_storage(url: str, heartbeat_interval: int | None) -> optuna.storages.RDBStorage:
