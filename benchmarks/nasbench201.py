@@ -63,7 +63,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, judge: dict[str, flo
     options = dict(args.options.get(name, {}))
     if args.reward and name not in ("random", "tpe", "nsga2"):
         options["reward"] = rewards.from_string(args.reward)
-    if args.canonical_key and name not in ("random", "tpe", "nsga2"):
+    if args.canonical_key and name not in ("random", "tpe", "nsga2", "pnas"):  # PNAS keys cells by its space
         options["dedup_key"] = NASBench201Space().dedup_key
     if name in SPACE_SAMPLERS:
         options["space"] = NASBench201Space()

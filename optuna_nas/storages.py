@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Container
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +58,12 @@ class OrderedGrpcStorageProxy(optuna.storages.GrpcStorageProxy):
             order.append(param_name)
             super().set_trial_system_attr(trial_id, PARAM_ORDER_ATTR, list(order))
 
+    def create_new_trial(self, study_id: int, template_trial: optuna.trial.FrozenTrial | None = None) -> int:
+        if template_trial is not None and template_trial.params:  # study.add_trial: the template's order
+            template_trial = copy.deepcopy(template_trial)
+            template_trial.system_attrs = {**template_trial.system_attrs, PARAM_ORDER_ATTR: list(template_trial.params)}
+        return super().create_new_trial(study_id, template_trial)
+
     def set_trial_state_values(
         self, trial_id: int, state: optuna.trial.TrialState, values: Sequence[float] | None = None
     ) -> bool:
@@ -76,11 +83,24 @@ class OrderedGrpcStorageProxy(optuna.storages.GrpcStorageProxy):
         return [_in_suggested_order(t) for t in super().get_all_trials(study_id, deepcopy, states)]
 
 
-def keeps_param_order(storage: Any) -> bool:
-    """Whether ``storage`` gives each trial's params in the order they were suggested: every
-    storage but Optuna's own gRPC proxy client (:class:`OrderedGrpcStorageProxy` does).
+def check_param_order(storage: Any, *, user: str) -> None:
+    """Refuse a storage that gives a trial's params in no set order: Optuna's own gRPC storage proxy
+    client and its subclasses, except :class:`OrderedGrpcStorageProxy`.
+
+    Args:
+        storage: A study's storage.
+        user: Who needs the order, for the message (a sampler's or objective's class name).
+
+    Raises:
+        ValueError: ``storage`` does not keep the order; the message names :class:`OrderedGrpcStorageProxy`.
     """
-    return type(storage) is not optuna.storages.GrpcStorageProxy
+    grpc_client = optuna.storages.GrpcStorageProxy
+    if isinstance(storage, grpc_client) and not isinstance(storage, OrderedGrpcStorageProxy):
+        raise ValueError(
+            f"storage: {user} reads each trial as the sequence of its decisions, and {type(storage).__name__} "
+            "gives a trial's params in no set order; reach the proxy with "
+            "optuna_nas.storages.OrderedGrpcStorageProxy(host=..., port=...) instead."
+        )
 
 
 def _in_suggested_order(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:

@@ -20,9 +20,13 @@ from optuna_nas.cli._common import CONFIG_ATTR
 from optuna_nas.cli._common import open_storage
 from optuna_nas.objectives import DEFAULT_TABLE
 from optuna_nas.objectives import NASBench201
+from optuna_nas.objectives import SharedWeights
+from optuna_nas.objectives._shared_weights import OWNER_KEY
+from optuna_nas.samplers import ENASSampler
 from optuna_nas.samplers import MetaQNNSampler
 from optuna_nas.samplers import create_sampler
 from optuna_nas.spaces import NB201_EDGES
+from optuna_nas.spaces import CellSpace
 from optuna_nas.storages import OrderedGrpcStorageProxy
 
 pytest.importorskip("grpc")
@@ -151,6 +155,21 @@ def test_from_python_our_samplers_refuse_optunas_proxy_client_and_learn_through_
         assert names == [list(t.params) for t in study.trials]
         assert names == [in_order] * 12
         assert MetaQNNSampler(seed=3).q_table(study) == MetaQNNSampler(seed=3).q_table(direct)
+
+        # A trial added whole (study.add_trial) keeps its order too.
+        reversed_cell = dict.fromkeys(reversed(in_order), "skip_connect")
+        study.add_trial(
+            optuna.trial.create_trial(params=reversed_cell, distributions=study.trials[0].distributions, value=1.0)
+        )
+        assert list(study.trials[-1].params) == list(reversed_cell)
+
+        # ENAS's shared weights refuse Optuna's client before claiming the study or loading anything.
+        study = optuna.create_study(storage=plain, study_name="enas", direction="maximize", sampler=ENASSampler())
+        shared = SharedWeights(CellSpace(max_blocks=1), "digits", batches_per_trial=1, objectives=("accuracy",))
+        with pytest.raises(ValueError, match=r"^storage: SharedWeights .*OrderedGrpcStorageProxy"):
+            shared.attach(study)
+        rdb = optuna.storages.RDBStorage(database)
+        assert OWNER_KEY not in rdb.get_study_system_attrs(rdb.get_study_id_from_name("enas"))
     finally:
         plain.close()
         ordered.close()

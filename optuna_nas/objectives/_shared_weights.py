@@ -37,6 +37,7 @@ from optuna_nas.objectives._common import training_failures
 from optuna_nas.spaces import ArchitectureSpec
 from optuna_nas.spaces import DistributionDecider
 from optuna_nas.spaces import Space
+from optuna_nas.storages import check_param_order
 
 if TYPE_CHECKING:
     import torch
@@ -296,6 +297,8 @@ class SharedWeights(MetricObjective):
         with self._lock:
             self._check_identity(study)
             if not self._owner:
+                # Before the claim and the weights: the controller would refuse this storage anyway.
+                check_param_order(study._storage, user=type(self).__name__)
                 self._check_claimable(study)
                 self._bind(study)  # before the claim: saved weights that do not fit claim nothing
                 self._claim(study)

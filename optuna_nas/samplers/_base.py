@@ -48,7 +48,7 @@ from optuna_nas.samplers._history import to_episode
 from optuna_nas.samplers._replay import Learner
 from optuna_nas.samplers._replay import StudyReplay
 from optuna_nas.samplers._replay import _StudyReplaced
-from optuna_nas.storages import keeps_param_order
+from optuna_nas.storages import check_param_order
 
 #: Trials whose learned state and plan are kept until they finish (ask-and-tell may hold many open).
 _TRIAL_CONTEXTS_KEPT = 4096
@@ -437,12 +437,7 @@ class NASSampler(BaseSampler, abc.ABC):
         with self._lock:
             by_study = self._replays.get(study._storage)
             if by_study is None:
-                if not keeps_param_order(study._storage):
-                    raise ValueError(
-                        f"storage: {type(self).__name__} reads each trial as the sequence of its decisions, and "
-                        "Optuna's GrpcStorageProxy gives a trial's params in no set order; reach the proxy with "
-                        "optuna_nas.storages.OrderedGrpcStorageProxy(host=..., port=...) instead."
-                    )
+                check_param_order(study._storage, user=type(self).__name__)
                 by_study = self._replays[study._storage] = {}
             replay = by_study.get(study._study_id)
             if replay is None:

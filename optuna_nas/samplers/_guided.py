@@ -245,7 +245,7 @@ class PredictorGuidedSampler(NASSampler):
         plan and variant that made each.
         """
         made: list[tuple[dict[str, Any], Plan | None, int]] = []
-        seen: set[str] = set()
+        seen: set[Any] = set()
         for index, variant in enumerate(self._variants):
             plan = first if index == 0 else variant.plan(study, trial, state.base, n_finished)
             decider = _DryDecider(self, variant, study, trial, state.base, n_finished, plan)
@@ -253,7 +253,9 @@ class PredictorGuidedSampler(NASSampler):
                 self._space.decide(decider)
             except ValueError:
                 continue  # the sampler's plan does not fit the space: no candidate from it
-            key = repr(sorted(decider.params.items(), key=lambda item: item[0]))
+            # Cells that compute one function are one candidate where the sampler has a canonical key.
+            canonical = self._dedup_key(decider.params) if self._dedup_key is not None else None
+            key = canonical if canonical is not None else repr(sorted(decider.params.items(), key=lambda item: item[0]))
             if key in seen or (self.avoid_duplicates and self.is_evaluated(study, decider.params)):
                 continue
             seen.add(key)

@@ -243,3 +243,19 @@ def test_without_a_plan_candidates_are_proposed_even_where_none_is_a_choice():
     study.optimize(lambda t: float(space.suggest(t).ops.count("nor_conv_3x3")), n_trials=4)
     guided = [t for t in study.trials if PREFIX + "candidates" in t.system_attrs]
     assert guided and all(t.system_attrs[PREFIX + "candidates"] > 1 for t in guided)
+
+
+def test_with_a_canonical_key_cells_that_compute_one_function_are_one_candidate():
+    ranked = []
+
+    class Spy(PredictorGuidedSampler):
+        def _predict(self, study, examples, params):
+            ranked.append([NB201.dedup_key(p) for p in params])
+            return np.zeros(len(params)), np.zeros(len(params))
+
+    evolution = AgingEvolutionSampler(population_size=8, sample_size=4, seed=0, dedup_key=NB201.dedup_key)
+    study = optuna.create_study(direction="maximize", sampler=Spy(evolution, space=NB201, candidates=40, min_trials=8))
+    study.optimize(nb201_score, n_trials=20)
+    # Mutating an edge no input-to-output path crosses makes the parent's function again: without
+    # the key such children filled several of the predictor's slots.
+    assert ranked and all(len(set(keys)) == len(keys) and None not in keys for keys in ranked)
