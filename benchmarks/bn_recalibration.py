@@ -9,8 +9,10 @@ recalibrating its BatchNorm statistics on training batches as the objective does
 copy is thrown away, so the training run is the same for both. Prints, for cells and chains, the
 Spearman correlation of the 1-epoch and 2-epoch scores with the last epoch's score, taking as the
 reference the last epoch's recalibrated score and, as a check that the gain is not made by that
-choice, its score with running averages; and the gain (after - before) with a 95 % interval from
-resampling the networks.
+choice, its score with running averages and its recalibrated validation loss (600 images tie many
+well-trained networks on accuracy; the loss orders them finely); and the gain (after - before) with
+a 95 % interval from resampling the networks. The short scores are always accuracies, the score a
+search ranks by.
 
 Cells whose output is cut off from the input (every path through ``none``) compute a constant and
 score chance whatever they learn; they are skipped. Networks are distinct by canonical spec hash.
@@ -19,10 +21,15 @@ Size: torch runs on one thread. At the benchmark's own width (16, 32 and 64 chan
 NAS-Bench-201 network takes 15 to 60 s per epoch of mnist5k on one CPU thread, 30 networks for 10
 epochs about 3 hours; so the cells are built with ``--channels`` 4 (4, 8 and 16 channels; the
 depth, 5 cells per stage, is kept), 5 to 15 s per epoch. Chains keep the command's default widths
-(under 2 s per epoch).
+(under 2 s per epoch). At full width the 10-epoch accuracies also crowd into 0.97-0.98, which
+leaves little to rank.
 
     python benchmarks/bn_recalibration.py [--seed 0] [--n-networks 30] [--epochs 10] [--channels 4] [--out scores.json]
     python benchmarks/bn_recalibration.py --report scores.json    # the figures again, no training
+    # one shard per core, then the figures of both:
+    python benchmarks/bn_recalibration.py --shard 0/2 --out a.json &
+    python benchmarks/bn_recalibration.py --shard 1/2 --out b.json
+    python benchmarks/bn_recalibration.py --report a.json b.json
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ from optuna_nas import spaces
 from optuna_nas import training as _training
 from optuna_nas.models import _nasbench201
 
+#: What is scored after the checkpoint epochs: accuracy and loss, before and after recalibration.
+SCORES = ("before", "after", "before_loss", "after_loss")
+
 
 def sample_specs(space: spaces.Space, count: int, seed: int) -> list[spaces.ArchitectureSpec]:
     """``count`` distinct specs from ``space``, drawn by Optuna's random sampler with ``seed``."""
@@ -60,16 +70,32 @@ def sample_specs(space: spaces.Space, count: int, seed: int) -> list[spaces.Arch
     return list(specs.values())
 
 
-def scores(model, dataset, *, batches: int, batch_size: int, seed: int) -> tuple[float, float]:
-    """Validation accuracy with the running averages, and after recalibration (on a copy)."""
-    before = _training.evaluate(model, dataset.val_x, dataset.val_y)
+def validation_loss(model, dataset, *, batch_size: int = 1024) -> float:
+    """Mean cross-entropy on the validation split in evaluation mode: a finer score than accuracy."""
+    model.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(dataset.val_y), batch_size):
+            logits = model(dataset.val_x[start : start + batch_size])
+            total += torch.nn.functional.cross_entropy(
+                logits.float(), dataset.val_y[start : start + batch_size], reduction="sum"
+            ).item()
+    return total / len(dataset.val_y)
+
+
+def scores(model, dataset, *, batches: int, batch_size: int, seed: int) -> dict[str, float]:
+    """Validation accuracy and loss with the running averages (before), and after recalibration (on a copy)."""
     recalibrated = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(seed)
     _training.recalibrate_batchnorm(
         recalibrated, dataset.train_x, batches=batches, batch_size=batch_size, generator=generator
     )
-    after = _training.evaluate(recalibrated, dataset.val_x, dataset.val_y)
-    return before, after
+    return {
+        "before": _training.evaluate(model, dataset.val_x, dataset.val_y),
+        "after": _training.evaluate(recalibrated, dataset.val_x, dataset.val_y),
+        "before_loss": validation_loss(model, dataset),
+        "after_loss": validation_loss(recalibrated, dataset),
+    }
 
 
 def run_network(
@@ -82,7 +108,11 @@ def run_network(
         model = model.to(memory_format=torch.channels_last)
     optimizer = _training.make_optimizer(model, settings)
     generator = torch.Generator().manual_seed(seed)
-    result = {"spec": spec.summary(), "before": {}, "after": {}, "epoch_seconds": []}
+    result = {
+        "spec": spec.summary(),
+        **{way: {} for way in SCORES},
+        "epoch_seconds": [],
+    }
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         _training.train_epoch(
@@ -90,8 +120,9 @@ def run_network(
         )
         result["epoch_seconds"].append(time.perf_counter() - start)
         if epoch in checkpoints:
-            before, after = scores(model, dataset, batches=batches, batch_size=settings.batch_size, seed=seed)
-            result["before"][epoch], result["after"][epoch] = before, after
+            scored = scores(model, dataset, batches=batches, batch_size=settings.batch_size, seed=seed)
+            for way, value in scored.items():
+                result[way][epoch] = value
     return result
 
 
@@ -115,9 +146,12 @@ def report(kind: str, results: list[dict], epochs: int, *, resamples: int = 2000
     lag = {epoch: column("after", epoch) - column("before", epoch) for epoch in (2, epochs)}
     together = spearmanr(lag[2], lag[epochs]).statistic
     print(f"  Spearman of the lag (after - before) at 2 and {epochs} epochs: {together:+.3f}")
-    for reference in ("after", "before"):
-        label = "recalibrated" if reference == "after" else "running averages"
-        target = column(reference, epochs)
+    references = {"after": "recalibrated", "before": "running averages"}
+    if all("after_loss" in r for r in results):
+        # Accuracy on 600 images ties many well-trained networks; the loss orders them finely.
+        references["after_loss"] = "recalibrated, minus loss"
+    for reference, label in references.items():
+        target = column(reference, epochs) * (-1 if reference.endswith("_loss") else 1)
         print(f"  Spearman vs {epochs}-epoch score ({label}):")
         for epoch in (1, 2):
             rho = {way: spearmanr(column(way, epoch), target).statistic for way in ("before", "after")}
@@ -138,10 +172,29 @@ def load_scores(path: str) -> dict:
     with open(path) as file:
         saved = json.load(file)
     for results in saved["results"].values():
-        for result in results:
-            for way in ("before", "after"):
-                result[way] = {int(epoch): value for epoch, value in result[way].items()}
+        for position, result in enumerate(results):
+            result.setdefault("index", position)  # files written before shards
+            for way in SCORES:
+                if way in result:
+                    result[way] = {int(epoch): value for epoch, value in result[way].items()}
     return saved
+
+
+def merge_scores(paths: list[str]) -> tuple[dict[str, list[dict]], int]:
+    """The networks of several files (the shards of one run), in index order, and the epochs."""
+    merged: dict[str, dict[int, dict]] = {}
+    settings = None
+    for path in paths:
+        saved = load_scores(path)
+        these = {k: v for k, v in saved["args"].items() if k not in ("report", "out", "shard", "spaces")}
+        if settings is not None and these != settings:
+            raise SystemExit(f"{path} holds a run with other settings: {these} against {settings}")
+        settings = these
+        for kind, results in saved["results"].items():
+            for result in results:
+                merged.setdefault(kind, {})[result["index"]] = result
+    assert settings is not None
+    return {kind: [byindex[i] for i in sorted(byindex)] for kind, byindex in merged.items()}, settings["epochs"]
 
 
 def main() -> None:
@@ -158,17 +211,30 @@ def main() -> None:
         help="channels-last memory on the CPU too: the same networks, about 3 times faster at full cell width",
     )
     parser.add_argument("--out", default=None, help="write every score as JSON here")
-    parser.add_argument("--report", default=None, help="print the figures of a file written by --out, train nothing")
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        help="I/N: train only the networks whose index is I modulo N (run N at once, one per core, then --report all)",
+    )
+    parser.add_argument(
+        "--report", nargs="+", default=None, help="print the figures of files written by --out (shards), train nothing"
+    )
     args = parser.parse_args()
     if args.epochs < 3:
         parser.error(
             f"--epochs must be at least 3 (scores after 1 and 2 epochs are compared with the last), got {args.epochs}"
         )
     if args.report:
-        saved = load_scores(args.report)
-        for kind, results in saved["results"].items():
-            report(kind, results, saved["args"]["epochs"])
+        merged, epochs = merge_scores(args.report)
+        for kind, results in merged.items():
+            report(kind, results, epochs)
         return
+    try:
+        shard, shards = (int(part) for part in args.shard.split("/"))
+        if not 0 <= shard < shards:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}")
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -206,8 +272,9 @@ def main() -> None:
         specs = sample_specs(kinds[kind], args.n_networks, args.seed)
         results = everything.setdefault(kind, [])
         start = time.perf_counter()
+        done = {result["index"] for result in results}
         for index, spec in enumerate(specs):
-            if index < len(results):
+            if index in done or index % shards != shard:
                 continue
             result = run_network(
                 spec,
@@ -218,7 +285,7 @@ def main() -> None:
                 seed=args.seed * 1_000_003 + index,
                 channels_last=args.channels_last,
             )
-            results.append(result)
+            results.append({"index": index, **result})
             scored = " ".join(
                 f"{epoch}ep {result['before'][epoch]:.3f}/{result['after'][epoch]:.3f}" for epoch in sorted(checkpoints)
             )
