@@ -20,6 +20,13 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
     return int(value)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False``, else a ``ValueError`` naming ``name``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return value
+
+
 def check_number(
     name: str,
     value: Any,

@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 
+from optuna_nas._validation import check_bool
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_one_of
@@ -209,9 +210,7 @@ class ImageClassification(MetricObjective):
             for metric, limit in (("params", max_params), ("flops", max_flops))
             if limit is not None
         }
-        if not isinstance(train_infeasible, bool):
-            raise ValueError(f"train_infeasible must be True or False, got {train_infeasible!r}.")
-        self.train_infeasible = train_infeasible
+        self.train_infeasible = check_bool("train_infeasible", train_infeasible)
         self.seed = check_int("seed", seed)
         self.device = resolve_device(device)
         self.space = space

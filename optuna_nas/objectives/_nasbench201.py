@@ -11,6 +11,7 @@ from importlib import resources
 
 import optuna
 
+from optuna_nas._validation import check_bool
 from optuna_nas._validation import check_one_of
 from optuna_nas.spaces import NASBench201Space
 from optuna_nas.spaces import NASBench201Spec
@@ -65,9 +66,7 @@ class NASBench201:
         if not isinstance(signal, str) or "test" in signal:
             raise ValueError(f"signal must name a non-test column suffix such as 'valid_12ep', got {signal!r}.")
         self.signal = signal
-        if not isinstance(multi_objective, bool):
-            raise ValueError(f"multi_objective must be True or False, got {multi_objective!r}.")
-        self.multi_objective = multi_objective
+        self.multi_objective = check_bool("multi_objective", multi_objective)
         self.table = os.fspath(table)
         self.space = NASBench201Space()
         column = f"{dataset}_{signal}"

@@ -26,6 +26,7 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 
+from optuna_nas._validation import check_bool
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas.objectives._common import DEFAULT_OBJECTIVES
@@ -192,9 +193,7 @@ class SharedWeights(MetricObjective):
             raise ValueError(f"artifact_store must be an Optuna artifact store or None, got {artifact_store!r}.")
         self.artifact_store = artifact_store
         self.save_every = check_int("save_every", save_every, minimum=1)
-        if not isinstance(take_over, bool):
-            raise ValueError(f"take_over must be True or False, got {take_over!r}.")
-        self.take_over = take_over
+        self.take_over = check_bool("take_over", take_over)
         self.space = space
         dataset = resolve_dataset(dataset)
         space.check_input_shape(dataset.input_shape)

@@ -15,6 +15,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._validation import check_bool
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas.predictors import TreeEnsemble
@@ -121,9 +122,7 @@ class LearningCurvePruner(BasePruner):
         self.min_complete_trials = check_int("min_complete_trials", min_complete_trials, minimum=2)
         self.min_epochs = check_int("min_epochs", min_epochs, minimum=1)
         self.confidence = check_number("confidence", confidence, low=0.0)
-        if not isinstance(use_architecture, bool):
-            raise ValueError(f"use_architecture must be True or False, got {use_architecture!r}.")
-        self.use_architecture = use_architecture
+        self.use_architecture = check_bool("use_architecture", use_architecture)
         self.n_estimators = check_int("n_estimators", n_estimators, minimum=1, maximum=_MAX_TREES)
         self.seed = check_int("seed", seed, minimum=0)
         self._init_cache()

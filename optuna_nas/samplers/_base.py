@@ -35,6 +35,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._validation import check_bool
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_seed
 from optuna_nas.samplers import rewards
@@ -183,9 +184,7 @@ class NASSampler(BaseSampler, abc.ABC):
         self._float_bins = check_int("float_bins", float_bins, minimum=2)
         if self._float_bins > 10_000:
             raise ValueError(f"float_bins must be at most 10000, got {float_bins!r}.")
-        if not isinstance(avoid_duplicates, bool):
-            raise ValueError(f"avoid_duplicates must be True or False, got {avoid_duplicates!r}.")
-        self._avoid_duplicates = avoid_duplicates
+        self._avoid_duplicates = check_bool("avoid_duplicates", avoid_duplicates)
         if dedup_key is not None and not callable(dedup_key):
             raise ValueError(f"dedup_key must be a function params -> hashable, got {dedup_key!r}.")
         self._dedup_key = dedup_key

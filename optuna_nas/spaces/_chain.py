@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from optuna_nas._validation import check_bool
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_int_choices
 from optuna_nas.spaces._base import ArchitectureGraph
@@ -242,9 +243,7 @@ class ChainSpace(Space):
         self.max_fc_layers = check_int("max_fc_layers", max_fc_layers, minimum=0)
         self.max_fc_input_size = check_int("max_fc_input_size", max_fc_input_size, minimum=1)
         self.min_pool_size = check_int("min_pool_size", min_pool_size, minimum=2)
-        if not isinstance(skip_connections, bool):
-            raise ValueError(f"skip_connections must be True or False, got {skip_connections!r}.")
-        self.skip_connections = skip_connections
+        self.skip_connections = check_bool("skip_connections", skip_connections)
 
     def check_input_shape(self, input_shape: Sequence[int]) -> None:
         """Check that the images are ``input_size`` pixels on their shorter side, which the legality
